@@ -42,7 +42,7 @@ impl RawRequest {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Parsed {
     /// An event the loyalty program acts on.
-    Event(EventEnvelope),
+    Event(Box<EventEnvelope>),
     /// A well-formed event the program does not use; it is recorded (so that a
     /// retry is recognised) and answered 200.
     Ignored {

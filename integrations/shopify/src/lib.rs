@@ -80,21 +80,20 @@ impl Adapter for ShopifyAdapter {
         match topic {
             "orders/paid" => {
                 let order = order::Order::from_json(&req.body)?;
-                let occurred_at = order
-                    .processed_at()
-                    .or(triggered_at)
-                    .ok_or_else(|| ParseError::InvalidField {
+                let occurred_at = order.processed_at().or(triggered_at).ok_or_else(|| {
+                    ParseError::InvalidField {
                         field: "processed_at".into(),
                         message: "no sale time in the order or the X-Shopify-Triggered-At header"
                             .into(),
-                    })?;
-                Ok(Parsed::Event(EventEnvelope {
+                    }
+                })?;
+                Ok(Parsed::Event(Box::new(EventEnvelope {
                     shop: req.shop.clone(),
                     adapter: NAME.to_string(),
                     event_id: webhook_id.to_string(),
                     occurred_at,
                     event: PosEvent::Sale(order.into_sale()?),
-                }))
+                })))
             }
             other => {
                 // Still require a JSON body: a verified but garbled request is a sender bug

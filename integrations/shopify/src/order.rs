@@ -103,13 +103,15 @@ impl Order {
     }
 
     pub(crate) fn into_sale(self) -> Result<Sale, ParseError> {
-        let currency = self
-            .currency
-            .parse()
-            .map_err(|e: loyaltyd_adapter::event::InvalidCurrency| ParseError::InvalidField {
-                field: "currency".into(),
-                message: e.to_string(),
-            })?;
+        let currency =
+            self.currency
+                .parse()
+                .map_err(|e: loyaltyd_adapter::event::InvalidCurrency| {
+                    ParseError::InvalidField {
+                        field: "currency".into(),
+                        message: e.to_string(),
+                    }
+                })?;
 
         let mut lines = Vec::with_capacity(self.line_items.len());
         for (i, li) in self.line_items.into_iter().enumerate() {

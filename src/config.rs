@@ -1,0 +1,606 @@
+//! The one typed configuration, loaded once at start-up and passed down.
+//!
+//! Sources, later ones winning: the TOML file, then `LOYALTYD__SECTION__KEY`
+//! environment variables (through the `config` crate). Every error names the file, the
+//! line (when the key is in the file) and the dotted key.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono_tz::Tz;
+use loyaltyd_adapter::{Currency, Secret, ShopId};
+use serde::Deserialize;
+
+use crate::rules::RuleSet;
+
+/// Default location of the config file, relative to the working directory.
+pub const DEFAULT_PATH: &str = "config/loyaltyd.toml";
+
+/// A config problem, with where it is.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}{}: {key}: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+pub struct ConfigError {
+    /// The file at fault.
+    pub file: String,
+    /// 1-based line of the key in the file, when it is there.
+    pub line: Option<usize>,
+    /// Dotted key, e.g. `shops[0].currency` (or `-` for the file as a whole).
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// The daemon's whole configuration, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from.
+    pub file: PathBuf,
+    /// `[server]`
+    pub server: ServerConfig,
+    /// `[storage]`
+    pub storage: StorageConfig,
+    /// `[notify]`
+    pub notify: NotifyConfig,
+    /// `[[shops]]`
+    pub shops: Vec<ShopConfig>,
+}
+
+/// `[server]`
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address to listen on; port 0 picks a free port (printed at start-up).
+    pub listen: SocketAddr,
+    /// Bearer token for the admin API.
+    pub admin_token: Secret,
+    /// Largest webhook body accepted; larger ones get 413 before being read in full.
+    pub max_body_bytes: usize,
+    /// Longest a request may take before it is answered 408.
+    pub request_timeout: Duration,
+}
+
+/// `[storage]`
+#[derive(Debug, Clone)]
+pub struct StorageConfig {
+    /// The sled directory (relative paths are relative to the working directory).
+    pub path: PathBuf,
+}
+
+/// `[notify]`
+#[derive(Debug, Clone, Default)]
+pub struct NotifyConfig {
+    /// `[notify.console] file`: also append console notifications to this file.
+    pub console_file: Option<PathBuf>,
+}
+
+/// One `[[shops]]` entry.
+#[derive(Debug, Clone)]
+pub struct ShopConfig {
+    /// `id`: used in URLs.
+    pub id: ShopId,
+    /// `name`: shown to members.
+    pub name: String,
+    /// `currency`: the shop's ISO 4217 currency.
+    pub currency: Currency,
+    /// `timezone`: IANA name; days, hours and expiry are in this zone.
+    pub timezone: Tz,
+    /// `country`: ISO 3166 region used to read phone numbers written without `+`.
+    pub country: phonenumber::country::Id,
+    /// `rules`: the rules file (relative to the config file's directory).
+    pub rules_path: PathBuf,
+    /// The parsed rules.
+    pub rules: RuleSet,
+    /// `[shops.shopify]`, when the shop takes Shopify webhooks.
+    pub shopify: Option<ShopifyConfig>,
+}
+
+/// `[shops.shopify]`
+#[derive(Debug, Clone)]
+pub struct ShopifyConfig {
+    /// `webhook_secret`, plus any `previous_webhook_secrets` still accepted during a rotation.
+    pub secrets: Vec<Secret>,
+}
+
+// ---- raw shape, as deserialised: everything optional so that errors name the key ----
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    storage: RawStorage,
+    #[serde(default)]
+    notify: RawNotify,
+    #[serde(default)]
+    shops: Vec<RawShop>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Option<String>,
+    admin_token: Option<String>,
+    max_body_bytes: Option<u64>,
+    request_timeout_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStorage {
+    path: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNotify {
+    #[serde(default)]
+    console: RawConsole,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConsole {
+    file: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawShop {
+    id: Option<String>,
+    name: Option<String>,
+    currency: Option<String>,
+    timezone: Option<String>,
+    country: Option<String>,
+    rules: Option<String>,
+    shopify: Option<RawShopify>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawShopify {
+    webhook_secret: Option<String>,
+    #[serde(default)]
+    previous_webhook_secrets: Vec<String>,
+}
+
+impl Config {
+    /// Load and validate the config file at `path` with environment overrides.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Self::load_with_env(path, std::env::vars())
+    }
+
+    /// Like [`Config::load`], with the environment given explicitly (for tests).
+    pub fn load_with_env(
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: file.clone(),
+            line: None,
+            key: "-".into(),
+            message: format!("cannot read the config file: {e}"),
+        })?;
+        // Syntax first, with the toml parser's line and column.
+        if let Err(e) = text.parse::<toml::Table>() {
+            return Err(ConfigError {
+                line: e.span().map(|s| line_of_offset(&text, s.start)),
+                file,
+                key: "-".into(),
+                message: format!("not valid TOML: {}", e.message()),
+            });
+        }
+        let env: config::Map<String, String> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("LOYALTYD__"))
+            .collect();
+        let built = config::Config::builder()
+            .add_source(config::File::from_str(&text, config::FileFormat::Toml))
+            .add_source(
+                config::Environment::with_prefix("LOYALTYD")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true)
+                    .source(Some(env)),
+            )
+            .build()
+            .and_then(|c| c.try_deserialize::<RawConfig>())
+            .map_err(|e| from_config_crate(&file, &text, e))?;
+        let loc = Locator {
+            file: &file,
+            text: &text,
+        };
+        let base_dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        validate(path, &base_dir, built, &loc)
+    }
+
+    /// The shop with this id.
+    pub fn shop(&self, id: &ShopId) -> Option<&ShopConfig> {
+        self.shops.iter().find(|s| &s.id == id)
+    }
+}
+
+struct Locator<'a> {
+    file: &'a str,
+    text: &'a str,
+}
+
+impl Locator<'_> {
+    fn err(&self, key: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: self.file.to_string(),
+            line: find_key_line(self.text, key),
+            key: key.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+fn validate(
+    path: &Path,
+    base_dir: &Path,
+    raw: RawConfig,
+    loc: &Locator<'_>,
+) -> Result<Config, ConfigError> {
+    let listen_text = raw.server.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
+    let listen: SocketAddr = listen_text.parse().map_err(|_| {
+        loc.err(
+            "server.listen",
+            format!("{listen_text:?} is not an address like \"127.0.0.1:8080\""),
+        )
+    })?;
+    let admin_token = match raw.server.admin_token {
+        Some(t) if t.trim().len() >= 8 => Secret::new(t),
+        Some(_) => return Err(loc.err("server.admin_token", "must be at least 8 characters long")),
+        None => return Err(loc.err("server.admin_token", "is required")),
+    };
+    let max_body_bytes = raw.server.max_body_bytes.unwrap_or(1024 * 1024);
+    if max_body_bytes == 0 || max_body_bytes > 64 * 1024 * 1024 {
+        return Err(loc.err(
+            "server.max_body_bytes",
+            "must be between 1 and 67108864 (64 MiB)",
+        ));
+    }
+    let timeout = raw.server.request_timeout_secs.unwrap_or(10);
+    if timeout == 0 || timeout > 300 {
+        return Err(loc.err("server.request_timeout_secs", "must be between 1 and 300"));
+    }
+    let storage_path = raw.storage.path.unwrap_or_else(|| "data".into());
+    if storage_path.trim().is_empty() {
+        return Err(loc.err("storage.path", "must not be empty"));
+    }
+
+    if raw.shops.is_empty() {
+        return Err(loc.err("shops", "at least one [[shops]] entry is required"));
+    }
+    let mut seen = HashSet::new();
+    let mut shops = Vec::with_capacity(raw.shops.len());
+    for (i, s) in raw.shops.into_iter().enumerate() {
+        let k = |name: &str| format!("shops[{i}].{name}");
+        let id_text = s.id.ok_or_else(|| loc.err(&k("id"), "is required"))?;
+        let id = ShopId::new(id_text).map_err(|e| loc.err(&k("id"), e.to_string()))?;
+        if !seen.insert(id.clone()) {
+            return Err(loc.err(&k("id"), format!("shop id {id} is used twice")));
+        }
+        let currency: Currency = s
+            .currency
+            .ok_or_else(|| loc.err(&k("currency"), "is required"))?
+            .parse()
+            .map_err(|e: loyaltyd_adapter::event::InvalidCurrency| {
+                loc.err(&k("currency"), e.to_string())
+            })?;
+        let tz_text = s.timezone.unwrap_or_else(|| "UTC".into());
+        let timezone: Tz = tz_text.parse().map_err(|_| {
+            loc.err(
+                &k("timezone"),
+                format!("{tz_text:?} is not an IANA time zone like \"Europe/Paris\""),
+            )
+        })?;
+        let country_text = s.country.unwrap_or_else(|| "US".into());
+        let country: phonenumber::country::Id = country_text.parse().map_err(|_| {
+            loc.err(
+                &k("country"),
+                format!("{country_text:?} is not an ISO 3166 country code like \"US\""),
+            )
+        })?;
+        let rules_rel = s.rules.unwrap_or_else(|| "rules.toml".into());
+        let rules_path = base_dir.join(&rules_rel);
+        let rules = RuleSet::load(&rules_path).map_err(|e| {
+            // Rule errors carry their own file and line; say which shop pointed there.
+            let mut err = loc.err(&k("rules"), e.to_string());
+            err.message = format!("rules file {rules_rel:?} is invalid: {}", err.message);
+            err
+        })?;
+        let shopify = match s.shopify {
+            None => None,
+            Some(sh) => {
+                let primary = sh
+                    .webhook_secret
+                    .filter(|v| !v.trim().is_empty())
+                    .ok_or_else(|| loc.err(&k("shopify.webhook_secret"), "is required"))?;
+                let mut secrets = vec![Secret::new(primary)];
+                secrets.extend(
+                    sh.previous_webhook_secrets
+                        .into_iter()
+                        .filter(|v| !v.trim().is_empty())
+                        .map(Secret::new),
+                );
+                Some(ShopifyConfig { secrets })
+            }
+        };
+        shops.push(ShopConfig {
+            name: s.name.unwrap_or_else(|| id.to_string()),
+            id,
+            currency,
+            timezone,
+            country,
+            rules_path,
+            rules,
+            shopify,
+        });
+    }
+
+    Ok(Config {
+        file: path.to_path_buf(),
+        server: ServerConfig {
+            listen,
+            admin_token,
+            max_body_bytes: max_body_bytes as usize,
+            request_timeout: Duration::from_secs(timeout),
+        },
+        storage: StorageConfig {
+            path: PathBuf::from(storage_path),
+        },
+        notify: NotifyConfig {
+            console_file: raw.notify.console.file.map(PathBuf::from),
+        },
+        shops,
+    })
+}
+
+/// Turn the `config` crate's error into ours, keeping its key.
+fn from_config_crate(file: &str, text: &str, e: config::ConfigError) -> ConfigError {
+    let (key, message) = match &e {
+        config::ConfigError::Type {
+            key: Some(key),
+            unexpected,
+            expected,
+            origin,
+        } => (
+            key.clone(),
+            format!(
+                "invalid type: {unexpected}, expected {expected}{}",
+                origin
+                    .as_deref()
+                    .map(|o| format!(" (from {o})"))
+                    .unwrap_or_default()
+            ),
+        ),
+        config::ConfigError::At {
+            error,
+            key: Some(key),
+            ..
+        } => {
+            let msg = error.to_string();
+            // serde names an unknown key only in its message: make it part of the path.
+            let key = match msg
+                .strip_prefix("unknown field `")
+                .and_then(|r| r.split('`').next())
+            {
+                Some(field) => format!("{key}.{field}"),
+                None => key.clone(),
+            };
+            (key, msg)
+        }
+        other => {
+            let msg = other.to_string();
+            // serde's "unknown field `x`, expected ..." names the key in the message.
+            let key = msg
+                .split('`')
+                .nth(1)
+                .map(str::to_string)
+                .unwrap_or_else(|| "-".into());
+            (key, msg)
+        }
+    };
+    ConfigError {
+        file: file.to_string(),
+        line: find_key_line(text, &key),
+        key,
+        message,
+    }
+}
+
+fn line_of_offset(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// Best-effort line of a dotted key (`server.listen`, `shops[1].shopify.webhook_secret`)
+/// in a TOML text; falls back to the line of its table, then of a bare key name.
+pub(crate) fn find_key_line(text: &str, key: &str) -> Option<usize> {
+    let want = normalise_path(key);
+    let mut table: Vec<String> = Vec::new();
+    let mut array_counts: std::collections::HashMap<String, usize> = Default::default();
+    let mut table_line = None;
+    let mut last_segment_line = None;
+    let last = want.last().cloned().unwrap_or_default();
+    for (n, raw_line) in text.lines().enumerate() {
+        let line = raw_line.trim();
+        if line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        if let Some(inner) = line.strip_prefix("[[").and_then(|l| l.split("]]").next()) {
+            let name = inner.trim().to_string();
+            let idx = array_counts.entry(name.clone()).or_insert(0);
+            table = normalise_path(&name);
+            table.push(idx.to_string());
+            *idx += 1;
+        } else if let Some(inner) = line.strip_prefix('[').and_then(|l| l.split(']').next()) {
+            let parts = normalise_path(inner.trim());
+            // `[shops.shopify]` after `[[shops]]` belongs to the latest shop.
+            let head = parts.first().cloned().unwrap_or_default();
+            table = match array_counts.get(&head) {
+                Some(count) if *count > 0 => {
+                    let mut t = vec![head, (count - 1).to_string()];
+                    t.extend(parts.into_iter().skip(1));
+                    t
+                }
+                _ => parts,
+            };
+        } else if let Some((k, _)) = line.split_once('=') {
+            let mut full = table.clone();
+            full.extend(normalise_path(k.trim().trim_matches('"')));
+            if full == want {
+                return Some(n + 1);
+            }
+            if full.last() == Some(&last) && last_segment_line.is_none() {
+                last_segment_line = Some(n + 1);
+            }
+            continue;
+        } else {
+            continue;
+        }
+        if want.starts_with(&table) && !table.is_empty() {
+            table_line = Some(n + 1);
+        }
+    }
+    table_line.or(last_segment_line)
+}
+
+fn normalise_path(key: &str) -> Vec<String> {
+    key.replace('[', ".")
+        .replace(']', "")
+        .split('.')
+        .filter(|s| !s.is_empty())
+        .map(|s| s.trim().to_string())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r#"
+[server]
+listen = "127.0.0.1:8080"
+admin_token = "secret-token"
+
+[storage]
+path = "data"
+
+[[shops]]
+id = "a"
+currency = "USD"
+
+[[shops]]
+id = "b"
+currency = "EUR"
+
+[shops.shopify]
+webhook_secret = "x"
+"#;
+
+    #[test]
+    fn a_key_in_the_second_array_table_is_found_on_its_own_line() {
+        assert_eq!(find_key_line(SAMPLE, "shops[1].currency"), Some(15));
+        assert_eq!(
+            find_key_line(SAMPLE, "shops[1].shopify.webhook_secret"),
+            Some(18)
+        );
+        assert_eq!(find_key_line(SAMPLE, "server.listen"), Some(3));
+    }
+
+    #[test]
+    fn a_missing_key_points_at_its_table() {
+        assert_eq!(find_key_line(SAMPLE, "shops[0].timezone"), Some(9));
+    }
+
+    fn write_config(dir: &Path, body: &str) -> PathBuf {
+        std::fs::write(dir.join("rules.toml"), "[earn]\npoints_per_unit = \"1\"\n").unwrap();
+        let p = dir.join("loyaltyd.toml");
+        std::fs::write(&p, body).unwrap();
+        p
+    }
+
+    #[test]
+    fn a_bad_currency_names_file_line_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write_config(
+            dir.path(),
+            "[server]\nadmin_token = \"long-enough\"\n[[shops]]\nid = \"demo\"\ncurrency = \"dollars\"\n",
+        );
+        let e = Config::load_with_env(&p, vec![]).unwrap_err();
+        assert_eq!(e.key, "shops[0].currency");
+        assert_eq!(e.line, Some(5));
+        assert!(
+            e.to_string()
+                .starts_with(&format!("{}:5: shops[0].currency:", p.display())),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_toml_syntax_error_gives_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write_config(dir.path(), "[server]\nlisten = \n");
+        let e = Config::load_with_env(&p, vec![]).unwrap_err();
+        assert_eq!(e.line, Some(2), "{e}");
+    }
+
+    #[test]
+    fn an_unknown_key_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write_config(
+            dir.path(),
+            "[server]\nadmin_token = \"long-enough\"\nlisten_on = \"x\"\n[[shops]]\nid = \"d\"\ncurrency = \"USD\"\n",
+        );
+        let e = Config::load_with_env(&p, vec![]).unwrap_err();
+        assert!(e.message.contains("listen_on"), "{e}");
+        assert_eq!(e.line, Some(3), "{e}");
+    }
+
+    #[test]
+    fn environment_variables_override_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write_config(
+            dir.path(),
+            "[server]\nadmin_token = \"long-enough\"\n[[shops]]\nid = \"d\"\ncurrency = \"USD\"\n",
+        );
+        let c = Config::load_with_env(
+            &p,
+            vec![
+                ("LOYALTYD__SERVER__LISTEN".into(), "127.0.0.1:9999".into()),
+                ("LOYALTYD__STORAGE__PATH".into(), "/tmp/elsewhere".into()),
+                ("LOYALTYD__SERVER__MAX_BODY_BYTES".into(), "2048".into()),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.server.listen.port(), 9999);
+        assert_eq!(c.storage.path, PathBuf::from("/tmp/elsewhere"));
+        assert_eq!(c.server.max_body_bytes, 2048);
+    }
+
+    #[test]
+    fn a_bad_environment_override_names_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write_config(
+            dir.path(),
+            "[server]\nadmin_token = \"long-enough\"\n[[shops]]\nid = \"d\"\ncurrency = \"USD\"\n",
+        );
+        let e = Config::load_with_env(
+            &p,
+            vec![("LOYALTYD__SERVER__LISTEN".into(), "nowhere".into())],
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "server.listen");
+    }
+
+    #[test]
+    fn the_shipped_config_is_valid() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_PATH);
+        let c = Config::load_with_env(&p, vec![]).unwrap();
+        assert!(c.shops.iter().any(|s| s.shopify.is_some()));
+    }
+}

@@ -1,0 +1,191 @@
+//! The admin API under `/v1`, behind `Authorization: Bearer <server.admin_token>`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
+use axum::{Json, Router};
+use loyaltyd_adapter::ShopId;
+use serde_json::{json, Value};
+use subtle::ConstantTimeEq;
+
+use super::error::ApiError;
+use super::AppState;
+use crate::config::ShopConfig;
+use crate::member::{normalise_email, normalise_phone, IdentityKind, Member, MemberId};
+
+/// Routes under `/v1`.
+pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/shops/{shop}/members/lookup", get(lookup))
+        .route("/shops/{shop}/members/{member_id}", get(member))
+        .route("/shops/{shop}/members/{member_id}/ledger", get(ledger))
+        .layer(middleware::from_fn_with_state(state, require_token))
+}
+
+async fn require_token(
+    State(state): State<Arc<AppState>>,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let presented = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let expected = state.config.server.admin_token.expose();
+    match presented {
+        Some(t) if bool::from(t.as_bytes().ct_eq(expected)) => Ok(next.run(req).await),
+        _ => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid bearer token is required",
+        )),
+    }
+}
+
+fn shop<'a>(state: &'a AppState, id: &str) -> Result<&'a ShopConfig, ApiError> {
+    ShopId::new(id)
+        .ok()
+        .and_then(|id| state.shop(&id))
+        .ok_or_else(|| ApiError::not_found("unknown_shop", "no such shop"))
+}
+
+fn member_json(state: &AppState, shop: &ShopConfig, m: &Member) -> Result<Value, ApiError> {
+    let b = state
+        .ledger
+        .balances(&shop.id, m)
+        .map_err(|e| ApiError::storage(&e))?;
+    Ok(json!({
+        "id": m.id,
+        "shop": shop.id,
+        "email": m.email,
+        "phone": m.phone,
+        "first_name": m.first_name,
+        "last_name": m.last_name,
+        "tier": m.tier,
+        "points": {"available": b.available, "pending": b.pending, "lifetime": b.lifetime},
+        "identities": m.identities,
+        "created_at": m.created_at,
+        "updated_at": m.updated_at,
+    }))
+}
+
+fn load_member(state: &AppState, shop: &ShopConfig, id: &str) -> Result<Member, ApiError> {
+    let not_found = || ApiError::not_found("unknown_member", "no such member");
+    let id = MemberId::parse(id).ok_or_else(not_found)?;
+    state
+        .ledger
+        .member(&shop.id, &id)
+        .map_err(|e| ApiError::storage(&e))?
+        .ok_or_else(not_found)
+}
+
+/// `GET /v1/shops/{shop}/members/lookup?email=|phone=|shopify_customer_id=|square_customer_id=`
+async fn lookup(
+    State(state): State<Arc<AppState>>,
+    Path(shop_id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let shop = shop(&state, &shop_id)?;
+    let known = [
+        "email",
+        "phone",
+        "shopify_customer_id",
+        "square_customer_id",
+    ];
+    if let Some(unknown) = q.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(ApiError::bad_request(
+            "unknown_parameter",
+            format!("unknown query parameter {unknown:?}; use one of {known:?}"),
+        ));
+    }
+    if q.len() != 1 {
+        return Err(ApiError::bad_request(
+            "one_identity_required",
+            format!("give exactly one of {known:?}"),
+        ));
+    }
+    let (key, raw) = q
+        .iter()
+        .next()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .unwrap_or_default();
+    let invalid =
+        |what: &str| ApiError::bad_request("invalid_identity", format!("not a valid {what}"));
+    let (kind, value) = match key {
+        "email" => (
+            IdentityKind::Email,
+            normalise_email(raw).ok_or_else(|| invalid("e-mail address"))?,
+        ),
+        "phone" => (
+            IdentityKind::Phone,
+            normalise_phone(raw, shop.country).ok_or_else(|| invalid("phone number"))?,
+        ),
+        "shopify_customer_id" => (IdentityKind::ShopifyCustomerId, raw.trim().to_string()),
+        _ => (IdentityKind::SquareCustomerId, raw.trim().to_string()),
+    };
+    let m = state
+        .ledger
+        .member_by_identity(&shop.id, kind, &value)
+        .map_err(|e| ApiError::storage(&e))?
+        .ok_or_else(|| ApiError::not_found("unknown_member", "no member has that identity"))?;
+    Ok(Json(member_json(&state, shop, &m)?))
+}
+
+/// `GET /v1/shops/{shop}/members/{member_id}`
+async fn member(
+    State(state): State<Arc<AppState>>,
+    Path((shop_id, member_id)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let shop = shop(&state, &shop_id)?;
+    let m = load_member(&state, shop, &member_id)?;
+    Ok(Json(member_json(&state, shop, &m)?))
+}
+
+/// `GET /v1/shops/{shop}/members/{member_id}/ledger[?limit=N]`, newest first.
+async fn ledger(
+    State(state): State<Arc<AppState>>,
+    Path((shop_id, member_id)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let shop = shop(&state, &shop_id)?;
+    let m = load_member(&state, shop, &member_id)?;
+    let limit = match q.get("limit") {
+        None => 100,
+        Some(l) => l
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request("invalid_limit", "limit must be an integer from 1 to 1000")
+            })?,
+    };
+    let postings = state
+        .ledger
+        .member_postings(&shop.id, &m.id, limit)
+        .map_err(|e| ApiError::storage(&e))?;
+    let entries: Vec<Value> = postings
+        .iter()
+        .map(|p| {
+            json!({
+                "posting_id": p.id,
+                "kind": p.kind,
+                "points": p.member_available_delta(),
+                "occurred_at": p.occurred_at,
+                "recorded_at": p.recorded_at,
+                "order_id": p.order_id,
+                "idempotency_key": p.idempotency_key,
+                "rule_ids": p.explanation.iter().map(|c| c.rule_id.as_str()).collect::<Vec<_>>(),
+                "explanation": p.explanation,
+                "entries": p.entries,
+            })
+        })
+        .collect();
+    Ok(Json(json!({"member_id": m.id, "entries": entries})))
+}

@@ -1,0 +1,84 @@
+//! The HTTP surface: webhooks, the admin API and health.
+//!
+//! - [`webhooks`]: `POST /webhooks/{shop}/{adapter}`.
+//! - [`admin`]: `/v1/...`, bearer-token protected.
+//! - [`error`]: the JSON error shape every endpoint uses.
+
+pub mod admin;
+pub mod error;
+pub mod webhooks;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use loyaltyd_adapter::{Adapter, ShopId};
+use serde_json::json;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::config::{Config, ShopConfig};
+use crate::ledger::Ledger;
+use crate::notify::worker::Wakeup;
+
+/// Shared state of every request handler.
+pub struct AppState {
+    /// The loaded configuration.
+    pub config: Config,
+    /// The ledger.
+    pub ledger: Ledger,
+    /// Wakes the notifier after a commit.
+    pub wakeup: Wakeup,
+    adapters: HashMap<(ShopId, &'static str), Arc<dyn Adapter>>,
+}
+
+impl AppState {
+    /// Build the state, constructing each shop's adapters from its config.
+    pub fn new(config: Config, ledger: Ledger, wakeup: Wakeup) -> AppState {
+        let mut adapters: HashMap<(ShopId, &'static str), Arc<dyn Adapter>> = HashMap::new();
+        for shop in &config.shops {
+            if let Some(s) = &shop.shopify {
+                let a = loyaltyd_shopify::ShopifyAdapter::new(s.secrets.clone());
+                adapters.insert((shop.id.clone(), loyaltyd_shopify::NAME), Arc::new(a));
+            }
+        }
+        AppState {
+            config,
+            ledger,
+            wakeup,
+            adapters,
+        }
+    }
+
+    /// A configured shop.
+    pub fn shop(&self, id: &ShopId) -> Option<&ShopConfig> {
+        self.config.shop(id)
+    }
+
+    /// A shop's adapter by name.
+    pub fn adapter(&self, shop: &ShopId, name: &str) -> Option<Arc<dyn Adapter>> {
+        self.adapters
+            .iter()
+            .find(|((s, n), _)| s == shop && *n == name)
+            .map(|(_, a)| a.clone())
+    }
+}
+
+/// The full router.
+pub fn router(state: Arc<AppState>) -> Router {
+    let timeout = state.config.server.request_timeout;
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/webhooks/{shop}/{adapter}", post(webhooks::receive))
+        .nest("/v1", admin::router(state.clone()))
+        .fallback(|| async { error::ApiError::not_found("not_found", "no such endpoint") })
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
+        .with_state(state)
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}

@@ -1,0 +1,117 @@
+//! `POST /webhooks/{shop}/{adapter}`: checks in the order the contract gives —
+//! unknown shop or adapter (404), body too large (413, before reading it all),
+//! signature (401, nothing parsed), malformed (400) — then the ingest pipeline.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use loyaltyd_adapter::{RawRequest, ShopId};
+use serde_json::json;
+
+use super::error::ApiError;
+use super::AppState;
+use crate::ingest::{ingest, IngestError};
+use crate::ledger::{Applied, DeliveryOutcome, DeliveryRecord};
+
+/// Receive one webhook.
+pub async fn receive(
+    State(state): State<Arc<AppState>>,
+    Path((shop, adapter_name)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let shop_id =
+        ShopId::new(shop).map_err(|_| ApiError::not_found("unknown_shop", "no such shop"))?;
+    let shop = state
+        .shop(&shop_id)
+        .ok_or_else(|| ApiError::not_found("unknown_shop", "no such shop"))?;
+    let adapter = state.adapter(&shop_id, &adapter_name).ok_or_else(|| {
+        ApiError::not_found(
+            "unknown_adapter",
+            "this shop has no adapter of that name configured",
+        )
+    })?;
+
+    let limit = state.config.server.max_body_bytes;
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("body is larger than {limit} bytes"),
+        )
+    };
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let bytes = match Limited::new(body, limit).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(too_large()),
+        Err(_) => {
+            return Err(ApiError::bad_request(
+                "body_unreadable",
+                "the request body could not be read",
+            ))
+        }
+    };
+
+    let req = RawRequest {
+        shop: shop_id,
+        headers,
+        body: bytes,
+    };
+    match ingest(
+        &state.ledger,
+        shop,
+        adapter.as_ref(),
+        &state.wakeup,
+        &req,
+        chrono::Utc::now(),
+    )
+    .await
+    {
+        Ok(Applied::New(r)) => Ok(accepted(&r, false)),
+        Ok(Applied::Duplicate(r)) => Ok(accepted(&r, true)),
+        Err(IngestError::Signature(e)) => {
+            tracing::warn!(shop = %shop.id, adapter = adapter.name(), reason = %e, "webhook rejected: signature");
+            Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_signature",
+                e.to_string(),
+            ))
+        }
+        Err(IngestError::Parse(e)) => {
+            tracing::warn!(shop = %shop.id, adapter = adapter.name(), reason = %e, "webhook rejected: malformed");
+            Err(ApiError::bad_request("malformed_event", e.to_string()))
+        }
+        Err(IngestError::Storage(e)) => Err(ApiError::storage(&e)),
+    }
+}
+
+fn accepted(record: &DeliveryRecord, duplicate: bool) -> Response {
+    let mut body = match &record.outcome {
+        DeliveryOutcome::Applied {
+            member,
+            posting_id,
+            points,
+        } => {
+            json!({"status": "applied", "member_id": member, "posting_id": posting_id, "points": points})
+        }
+        DeliveryOutcome::AlreadyScored { order_id } => {
+            json!({"status": "already_scored", "order_id": order_id})
+        }
+        DeliveryOutcome::Ignored { kind, reason } => {
+            json!({"status": "ignored", "kind": kind, "reason": reason})
+        }
+    };
+    body["duplicate"] = json!(duplicate);
+    (StatusCode::OK, Json(body)).into_response()
+}

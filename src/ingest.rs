@@ -1,0 +1,118 @@
+//! The path of a webhook, top to bottom:
+//! verify → parse → dedupe → score → post → durable → (ack by the caller).
+//!
+//! Each step is a call into its own module; nothing here touches HTTP.
+
+use chrono::{DateTime, Utc};
+use loyaltyd_adapter::{Adapter, ParseError, Parsed, PosEvent, RawRequest, VerifyError};
+
+use crate::config::ShopConfig;
+use crate::ledger::{Applied, EarnCommand, Ledger, LedgerError};
+use crate::member::{redact, IdentityClaims};
+use crate::notify::worker::Wakeup;
+use crate::rules;
+
+/// Why a webhook was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// Bad or missing signature: nothing was parsed or stored.
+    #[error(transparent)]
+    Signature(#[from] VerifyError),
+    /// Signed, but not a request we can read.
+    #[error(transparent)]
+    Parse(#[from] ParseError),
+    /// Storage failed; nothing was acknowledged.
+    #[error(transparent)]
+    Storage(#[from] LedgerError),
+}
+
+/// Run one raw webhook through the pipeline. Returns only once its effect is durable.
+pub async fn ingest(
+    ledger: &Ledger,
+    shop: &ShopConfig,
+    adapter: &dyn Adapter,
+    wakeup: &Wakeup,
+    req: &RawRequest,
+    now: DateTime<Utc>,
+) -> Result<Applied, IngestError> {
+    adapter.verify(req)?;
+    let parsed = adapter.parse(req)?;
+    let applied = match parsed {
+        Parsed::Ignored {
+            event_id,
+            kind,
+            reason,
+        } => ledger.record_ignored(&shop.id, adapter.name(), &event_id, &kind, &reason, now)?,
+        Parsed::Event(envelope) => {
+            if let Some(earlier) = ledger.delivery(&shop.id, adapter.name(), &envelope.event_id)? {
+                Applied::Duplicate(earlier)
+            } else {
+                let ignore = |kind: &str, reason: &str| {
+                    ledger.record_ignored(
+                        &shop.id,
+                        adapter.name(),
+                        &envelope.event_id,
+                        kind,
+                        reason,
+                        now,
+                    )
+                };
+                match &envelope.event {
+                    PosEvent::Sale(sale) => {
+                        let claims = sale
+                            .customer
+                            .as_ref()
+                            .map(|c| IdentityClaims::from_customer(adapter.name(), c, shop.country))
+                            .filter(|c| !c.identities.is_empty());
+                        if sale.currency != shop.currency {
+                            ignore(
+                                "sale",
+                                &format!(
+                                    "sale currency {} is not the shop currency {}",
+                                    sale.currency, shop.currency
+                                ),
+                            )?
+                        } else if let Some(claims) = claims {
+                            let award = rules::score(sale, &shop.rules);
+                            let cmd = EarnCommand {
+                                shop: &shop.id,
+                                adapter: adapter.name(),
+                                event_id: &envelope.event_id,
+                                order_id: &sale.order_id,
+                                occurred_at: envelope.occurred_at,
+                                claims: &claims,
+                                award: &award,
+                            };
+                            let applied = ledger.apply_earn(&cmd, now)?;
+                            tracing::info!(
+                                shop = %shop.id,
+                                order = %sale.order_id,
+                                buyer = %claims.identities.first().map(|i| redact(&i.value)).unwrap_or_default(),
+                                points = award.points.0,
+                                "sale scored"
+                            );
+                            applied
+                        } else {
+                            ignore(
+                                "sale",
+                                "guest checkout without customer id, e-mail or phone",
+                            )?
+                        }
+                    }
+                    PosEvent::Refund(_) => ignore("refund", "refunds are not applied yet")?,
+                    PosEvent::Cancel(_) => ignore("cancel", "cancellations are not applied yet")?,
+                    PosEvent::CustomerUpsert(_) => {
+                        ignore("customer", "customer updates are not applied yet")?
+                    }
+                }
+            }
+        }
+    };
+    // Always wait for durability, duplicates included: the original delivery may be
+    // committed in memory by a concurrent request whose flush has not finished yet.
+    ledger.durable().await?;
+    if matches!(applied, Applied::New(_)) {
+        wakeup.wake();
+    }
+    Ok(applied)
+}

@@ -1,0 +1,76 @@
+//! Byte layout of sled keys. Shop ids and member ids never contain `\0`, and values
+//! from outside (event ids, e-mails) only ever appear as the last component.
+
+use loyaltyd_adapter::ShopId;
+
+use crate::member::{IdentityKind, MemberId};
+
+fn join(parts: &[&[u8]]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            k.push(0);
+        }
+        k.extend_from_slice(p);
+    }
+    k
+}
+
+/// `members`: shop, member.
+pub fn member(shop: &ShopId, m: &MemberId) -> Vec<u8> {
+    join(&[shop.as_str().as_bytes(), m.as_str().as_bytes()])
+}
+
+/// `index`: identity → member id.
+pub fn identity(shop: &ShopId, kind: IdentityKind, value: &str) -> Vec<u8> {
+    join(&[
+        b"i",
+        shop.as_str().as_bytes(),
+        kind.as_str().as_bytes(),
+        value.as_bytes(),
+    ])
+}
+
+/// `index`: a sender's delivery id → what it did.
+pub fn dedupe(shop: &ShopId, adapter: &str, event_id: &str) -> Vec<u8> {
+    join(&[
+        b"d",
+        shop.as_str().as_bytes(),
+        adapter.as_bytes(),
+        event_id.as_bytes(),
+    ])
+}
+
+/// `index`: an order already scored → its posting.
+pub fn earned_order(shop: &ShopId, adapter: &str, order_id: &str) -> Vec<u8> {
+    join(&[
+        b"e",
+        shop.as_str().as_bytes(),
+        adapter.as_bytes(),
+        order_id.as_bytes(),
+    ])
+}
+
+/// `journal`: shop, posting id (big-endian, so iteration is chronological).
+pub fn posting(shop: &ShopId, id: u64) -> Vec<u8> {
+    join(&[shop.as_str().as_bytes(), &id.to_be_bytes()])
+}
+
+/// `member_journal`: the prefix of a member's postings.
+pub fn member_postings_prefix(shop: &ShopId, m: &MemberId) -> Vec<u8> {
+    let mut k = join(&[shop.as_str().as_bytes(), m.as_str().as_bytes()]);
+    k.push(0);
+    k
+}
+
+/// `member_journal`: one of a member's postings.
+pub fn member_posting(shop: &ShopId, m: &MemberId, id: u64) -> Vec<u8> {
+    let mut k = member_postings_prefix(shop, m);
+    k.extend_from_slice(&id.to_be_bytes());
+    k
+}
+
+/// `balances`: shop, account key.
+pub fn balance(shop: &ShopId, account_key: &str) -> Vec<u8> {
+    join(&[shop.as_str().as_bytes(), account_key.as_bytes()])
+}

@@ -1,0 +1,234 @@
+//! Members and the identities that find them: POS customer ids, e-mail, phone.
+//!
+//! Contact details are normalised here, once: e-mails are trimmed and lower-cased,
+//! phones become E.164 using the shop's country for numbers written without `+`.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::points::Points;
+
+/// A member's id within a shop (`m_` + 20 hex digits).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct MemberId(String);
+
+impl MemberId {
+    /// A fresh random id.
+    pub fn generate() -> MemberId {
+        let u = uuid::Uuid::new_v4().simple().to_string();
+        MemberId(format!("m_{}", &u[..20]))
+    }
+
+    /// Accept an id from outside (URL path) if it has the shape we issue.
+    pub fn parse(s: &str) -> Option<MemberId> {
+        let hex = s.strip_prefix("m_")?;
+        (hex.len() == 20 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| MemberId(s.to_string()))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for MemberId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The kinds of identity that find a member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdentityKind {
+    /// A Shopify customer id.
+    ShopifyCustomerId,
+    /// A Square customer id.
+    SquareCustomerId,
+    /// A lower-cased e-mail address.
+    Email,
+    /// An E.164 phone number.
+    Phone,
+}
+
+impl IdentityKind {
+    /// Stable name used in storage keys and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdentityKind::ShopifyCustomerId => "shopify_customer_id",
+            IdentityKind::SquareCustomerId => "square_customer_id",
+            IdentityKind::Email => "email",
+            IdentityKind::Phone => "phone",
+        }
+    }
+
+    /// The customer-id kind of an adapter, if it has one.
+    pub fn customer_id_of(adapter: &str) -> Option<IdentityKind> {
+        match adapter {
+            "shopify" => Some(IdentityKind::ShopifyCustomerId),
+            "square" => Some(IdentityKind::SquareCustomerId),
+            _ => None,
+        }
+    }
+}
+
+/// One identity of a member.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Identity {
+    /// What kind.
+    pub kind: IdentityKind,
+    /// Its normalised value.
+    pub value: String,
+}
+
+/// The identities a sale or customer event offers, in the order they are tried.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IdentityClaims {
+    /// Tried in order: POS customer id, e-mail, phone.
+    pub identities: Vec<Identity>,
+    /// Given name, if known.
+    pub first_name: Option<String>,
+    /// Family name, if known.
+    pub last_name: Option<String>,
+}
+
+impl IdentityClaims {
+    /// Build from an adapter's customer reference, normalising contacts.
+    pub fn from_customer(
+        adapter: &str,
+        customer: &loyaltyd_adapter::CustomerRef,
+        country: phonenumber::country::Id,
+    ) -> IdentityClaims {
+        let mut identities = Vec::new();
+        if let (Some(kind), Some(id)) = (
+            IdentityKind::customer_id_of(adapter),
+            customer.external_id.as_deref(),
+        ) {
+            if !id.trim().is_empty() {
+                identities.push(Identity {
+                    kind,
+                    value: id.trim().to_string(),
+                });
+            }
+        }
+        if let Some(email) = customer.email.as_deref().and_then(normalise_email) {
+            identities.push(Identity {
+                kind: IdentityKind::Email,
+                value: email,
+            });
+        }
+        if let Some(phone) = customer
+            .phone
+            .as_deref()
+            .and_then(|p| normalise_phone(p, country))
+        {
+            identities.push(Identity {
+                kind: IdentityKind::Phone,
+                value: phone,
+            });
+        }
+        IdentityClaims {
+            identities,
+            first_name: customer.first_name.clone(),
+            last_name: customer.last_name.clone(),
+        }
+    }
+}
+
+/// Trim and lower-case an e-mail; `None` if it cannot be one.
+pub fn normalise_email(raw: &str) -> Option<String> {
+    let e = raw.trim().to_lowercase();
+    let (local, domain) = e.split_once('@')?;
+    (!local.is_empty() && domain.contains('.') && !e.contains(char::is_whitespace)).then_some(e)
+}
+
+/// A phone number in E.164 (`+15145550142`); `None` if it is not a valid number.
+pub fn normalise_phone(raw: &str, country: phonenumber::country::Id) -> Option<String> {
+    let n = phonenumber::parse(Some(country), raw.trim()).ok()?;
+    phonenumber::is_valid(&n).then(|| n.format().mode(phonenumber::Mode::E164).to_string())
+}
+
+/// `a***@example.com` / `+1******0142`: enough to recognise, not enough to leak.
+pub fn redact(value: &str) -> String {
+    if let Some((local, domain)) = value.split_once('@') {
+        let first: String = local.chars().take(1).collect();
+        return format!("{first}***@{domain}");
+    }
+    let n = value.chars().count();
+    if n <= 4 {
+        return "****".into();
+    }
+    let head: String = value.chars().take(2).collect();
+    let tail: String = value.chars().skip(n - 4).collect();
+    format!("{head}{}{tail}", "*".repeat(n - 6.min(n)))
+}
+
+/// A member as stored. Balances live in the ledger's balance table, not here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Member {
+    /// Id.
+    pub id: MemberId,
+    /// Normalised e-mail, if known.
+    pub email: Option<String>,
+    /// E.164 phone, if known.
+    pub phone: Option<String>,
+    /// Given name.
+    pub first_name: Option<String>,
+    /// Family name.
+    pub last_name: Option<String>,
+    /// Every identity that finds this member.
+    pub identities: Vec<Identity>,
+    /// Tier name; tiers come with the rules engine.
+    pub tier: Option<String>,
+    /// Points ever earned (never decreases on spending).
+    pub lifetime: Points,
+    /// When the member was first seen.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use phonenumber::country::Id;
+
+    #[test]
+    fn emails_are_lower_cased_and_trimmed() {
+        assert_eq!(
+            normalise_email("  Guest.Buyer@Example.COM "),
+            Some("guest.buyer@example.com".into())
+        );
+        assert_eq!(normalise_email("not-an-email"), None);
+    }
+
+    #[test]
+    fn national_phone_numbers_become_e164_with_the_shop_country() {
+        assert_eq!(
+            normalise_phone("(514) 555-0142", Id::CA),
+            Some("+15145550142".into())
+        );
+        assert_eq!(
+            normalise_phone("+44 20 7946 0958", Id::US),
+            Some("+442079460958".into())
+        );
+        assert_eq!(normalise_phone("12", Id::US), None);
+    }
+
+    #[test]
+    fn redaction_hides_most_of_a_contact() {
+        assert_eq!(redact("ada@example.com"), "a***@example.com");
+        assert_eq!(redact("+15145550142"), "+1******0142");
+    }
+
+    #[test]
+    fn member_ids_from_outside_must_have_our_shape() {
+        let id = MemberId::generate();
+        assert_eq!(MemberId::parse(id.as_str()), Some(id));
+        assert_eq!(MemberId::parse("../../etc"), None);
+    }
+}

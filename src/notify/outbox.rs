@@ -1,0 +1,65 @@
+//! The transactional outbox: notification messages written in the same sled
+//! transaction as the postings that cause them, delivered later by the worker.
+//!
+//! Keys are the message id (big-endian, so the tree iterates oldest first). A message
+//! moves from `outbox` to `outbox_sent` in one transaction once delivered, so a message
+//! marked sent is never sent again.
+
+use chrono::{DateTime, Utc};
+use loyaltyd_adapter::ShopId;
+use serde::{Deserialize, Serialize};
+use sled::transaction::{ConflictableTransactionError, TransactionalTree};
+
+use crate::member::MemberId;
+use crate::points::Points;
+
+/// Tree holding messages still to deliver.
+pub const PENDING_TREE: &str = "outbox";
+/// Tree holding delivered messages.
+pub const SENT_TREE: &str = "outbox_sent";
+
+/// What a member is told.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Notice {
+    /// Points were earned.
+    Earned {
+        /// Points earned.
+        points: Points,
+        /// Available balance after the posting.
+        balance: Points,
+    },
+}
+
+/// One message waiting in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxMessage {
+    /// Monotonic id.
+    pub id: u64,
+    /// Shop.
+    pub shop: ShopId,
+    /// Recipient.
+    pub member: MemberId,
+    /// Given name, for the greeting.
+    pub first_name: Option<String>,
+    /// The journal posting that caused it.
+    pub posting_id: u64,
+    /// What to say.
+    pub notice: Notice,
+    /// When it was queued.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Queue a message inside the caller's transaction.
+pub fn enqueue<E>(
+    pending: &TransactionalTree,
+    msg: &OutboxMessage,
+) -> Result<(), ConflictableTransactionError<E>>
+where
+    E: From<serde_json::Error>,
+{
+    let bytes =
+        serde_json::to_vec(msg).map_err(|e| ConflictableTransactionError::Abort(e.into()))?;
+    pending.insert(&msg.id.to_be_bytes(), bytes)?;
+    Ok(())
+}

@@ -1,0 +1,93 @@
+//! `loyaltyd serve`: open the ledger, start the notifier, serve HTTP, and shut down
+//! cleanly on SIGINT/SIGTERM (stop accepting, finish in-flight requests, deliver what
+//! is queued, flush sled).
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::http::{router, AppState};
+use crate::ledger::Ledger;
+use crate::notify::{console::ConsoleSink, worker};
+
+/// Run the daemon until a shutdown signal.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let ledger = Ledger::open(&config.storage.path).with_context(|| {
+        format!(
+            "cannot open the ledger at {}",
+            config.storage.path.display()
+        )
+    })?;
+    let sink = ConsoleSink::new(config.notify.console_file.clone())
+        .context("cannot open the console notification file")?;
+    let wakeup = worker::Wakeup::default();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let notifier = tokio::spawn(worker::run(
+        ledger.db().clone(),
+        sink,
+        wakeup.clone(),
+        stop_rx,
+        Duration::from_secs(5),
+    ));
+
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+    let addr = listener.local_addr()?;
+    let shops: Vec<String> = config.shops.iter().map(|s| s.id.to_string()).collect();
+    tracing::info!(%addr, shops = ?shops, storage = %config.storage.path.display(), "loyaltyd started");
+    // Tests and scripts read this line to learn the port when `listen` uses port 0.
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "loyaltyd listening on http://{addr}")?;
+        out.flush()?;
+    }
+
+    let state = Arc::new(AppState::new(config, ledger.clone(), wakeup));
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("HTTP server failed")?;
+
+    tracing::info!("shutting down: delivering queued notifications and flushing storage");
+    let _ = stop_tx.send(true);
+    match notifier.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "notifier stopped with an error"),
+        Err(e) => tracing::error!(error = %e, "notifier task failed"),
+    }
+    ledger.flush_now().context("final flush failed")?;
+    tracing::info!("loyaltyd stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("SIGINT received"),
+        _ = term => tracing::info!("SIGTERM received"),
+    }
+}
