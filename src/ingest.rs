@@ -84,13 +84,15 @@ pub async fn ingest(
                                 award: &award,
                             };
                             let applied = ledger.apply_earn(&cmd, now)?;
-                            tracing::info!(
-                                shop = %shop.id,
-                                order = %sale.order_id,
-                                buyer = %claims.identities.first().map(|i| redact(&i.value)).unwrap_or_default(),
-                                points = award.points.0,
-                                "sale scored"
-                            );
+                            if let Applied::New(r) = &applied {
+                                tracing::info!(
+                                    shop = %shop.id,
+                                    order = %sale.order_id,
+                                    buyer = %claims.identities.first().map(|i| redact(&i.value)).unwrap_or_default(),
+                                    outcome = ?r.outcome,
+                                    "sale recorded"
+                                );
+                            }
                             applied
                         } else {
                             ignore(

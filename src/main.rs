@@ -1,5 +1,7 @@
 //! The `loyaltyd` binary: parse the command line, set up logging, call the library.
 
+use std::io::IsTerminal;
+
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
@@ -9,6 +11,7 @@ fn main() -> std::process::ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     match loyaltyd::cli::run(loyaltyd::cli::Cli::parse()) {
         Ok(()) => std::process::ExitCode::SUCCESS,

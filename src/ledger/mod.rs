@@ -304,7 +304,7 @@ impl Ledger {
                         posting_id = Some(id);
                     }
                     tx_put_json(members, &keys::member(cmd.shop, &member.id), &member)?;
-                    index.insert(order_key, &posting_id.unwrap_or(0).to_be_bytes())?;
+                    tx_put_json(index, &order_key, &posting_id)?;
                     let record = DeliveryRecord {
                         outcome: DeliveryOutcome::Applied {
                             member: member.id.clone(),

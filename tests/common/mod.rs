@@ -1,0 +1,209 @@
+//! Starts the real `loyaltyd` binary on a free loopback port with a temporary data
+//! directory, and talks HTTP to it.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+pub const SHOPIFY_SECRET: &str = "test-shopify-secret";
+
+/// A config directory: loyaltyd.toml + rules.toml + data dir.
+pub struct Setup {
+    pub dir: tempfile::TempDir,
+}
+
+impl Setup {
+    pub fn new(max_body_bytes: usize) -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("rules.toml"),
+            "[earn]\npoints_per_unit = \"1\"\nrounding = \"floor\"\n",
+        )
+        .unwrap();
+        let config = format!(
+            r#"[server]
+listen = "127.0.0.1:0"
+admin_token = "{ADMIN_TOKEN}"
+max_body_bytes = {max_body_bytes}
+
+[storage]
+path = "{data}"
+
+[[shops]]
+id = "demo"
+currency = "USD"
+timezone = "America/New_York"
+country = "US"
+rules = "rules.toml"
+
+[shops.shopify]
+webhook_secret = "{SHOPIFY_SECRET}"
+
+[[shops]]
+id = "other"
+currency = "EUR"
+rules = "rules.toml"
+"#,
+            data = dir.path().join("data").display()
+        );
+        std::fs::write(dir.path().join("loyaltyd.toml"), config).unwrap();
+        Setup { dir }
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("loyaltyd.toml")
+    }
+
+    pub fn start(&self) -> Daemon {
+        Daemon::start(&self.config_path())
+    }
+}
+
+/// A running daemon; SIGKILLed on drop if still running.
+pub struct Daemon {
+    child: Child,
+    pub base: String,
+    stdout: Arc<Mutex<Vec<String>>>,
+}
+
+impl Daemon {
+    pub fn start(config: &Path) -> Daemon {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_loyaltyd"))
+            .args(["serve", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start loyaltyd");
+        let stdout = child.stdout.take().unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("loyaltyd listening on ") {
+                    let _ = tx.send(addr.to_string());
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let base = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("loyaltyd did not print its address");
+        Daemon {
+            child,
+            base,
+            stdout: lines,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Lines printed on stdout so far.
+    pub fn stdout_lines(&self) -> Vec<String> {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    /// Wait until a stdout line satisfies `pred`.
+    pub fn wait_for_line(&self, pred: impl Fn(&str) -> bool) -> Option<String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Some(l) = self.stdout_lines().into_iter().find(|l| pred(l)) {
+                return Some(l);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Send SIGTERM and wait for the exit status.
+    pub fn terminate(mut self) -> ExitStatus {
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "loyaltyd did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn shopify_signature(secret: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+pub fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("integrations/shopify/fixtures")
+            .join(name),
+    )
+    .unwrap()
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::new()
+}
+
+/// POST a Shopify webhook signed with `secret`.
+pub async fn post_shopify(
+    d: &Daemon,
+    shop: &str,
+    topic: &str,
+    webhook_id: &str,
+    body: &[u8],
+    secret: &str,
+) -> (u16, serde_json::Value) {
+    let resp = client()
+        .post(d.url(&format!("/webhooks/{shop}/shopify")))
+        .header("X-Shopify-Topic", topic)
+        .header("X-Shopify-Webhook-Id", webhook_id)
+        .header("X-Shopify-Hmac-Sha256", shopify_signature(secret, body))
+        .header("Content-Type", "application/json")
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+/// GET an admin endpoint with the test token.
+pub async fn admin_get(d: &Daemon, path: &str) -> (u16, serde_json::Value) {
+    let resp = client()
+        .get(d.url(path))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+}
