@@ -271,32 +271,71 @@ pub struct CustomerRef {
 }
 
 /// A refund of part or all of a sale.
+///
+/// The envelope's `occurred_at` is when the sender processed the refund (not when the
+/// sale happened, nor when the webhook arrived). A refund is independent of money
+/// moving: `lines` says what came back, `amount` says what was paid out, and either may
+/// be empty — an amount-only refund (goodwill, a shipping refund) has no lines, and a
+/// return without payout (store credit handled elsewhere, a refund still pending) has
+/// no amount. Several refunds may belong to one order; each is its own event.
+///
+/// ```
+/// use loyaltyd_adapter::{Money, Refund, RefundLine};
+/// use rust_decimal::Decimal;
+/// let usd = "USD".parse().unwrap();
+/// let refund = Refund {
+///     refund_id: "r-1".into(),
+///     order_id: "o-1".into(),
+///     currency: usd,
+///     lines: vec![RefundLine { line_id: "l-2".into(), quantity: Decimal::ONE,
+///         subtotal: "2.92".parse().unwrap(), tax: "0.23".parse().unwrap() }],
+///     amount: Some(Money { amount: "3.15".parse().unwrap(), currency: usd }),
+/// };
+/// let json = serde_json::to_value(&refund).unwrap();
+/// assert_eq!(json["lines"][0]["tax"], "0.23");
+/// assert_eq!(json["amount"]["amount"], "3.15");
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Refund {
     /// The sender's refund id (a refund is applied at most once).
     pub refund_id: String,
     /// The order the refund belongs to.
     pub order_id: String,
-    /// Refunded lines with their refunded quantities and subtotals.
+    /// The currency of the lines' `subtotal` and `tax` (the sale's currency). For a
+    /// refund without lines it is the currency of `amount`.
+    pub currency: Currency,
+    /// Refunded lines with their refunded quantities, subtotals and tax; empty for an
+    /// amount-only refund.
     pub lines: Vec<RefundLine>,
-    /// Money actually returned, if the sender says.
+    /// Money actually returned to the customer, if any moved and the sender says.
+    /// `None` when no payment was refunded (yet). Its currency is the one the money
+    /// moved in, which a multi-currency sender may report differently from `currency`.
     pub amount: Option<Money>,
 }
 
 /// One refunded line.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RefundLine {
-    /// The sale line this refunds.
+    /// The sale line this refunds ([`SaleLine::line_id`]).
     pub line_id: String,
     /// Quantity refunded.
     #[serde(with = "rust_decimal::serde::str")]
     pub quantity: Decimal,
-    /// Refunded subtotal before tax.
+    /// Refunded subtotal after the line's discounts, on the same basis as the sale's line
+    /// prices: tax is inside it when the sale's `taxes_included`, on top of it otherwise.
     #[serde(with = "rust_decimal::serde::str")]
     pub subtotal: Decimal,
+    /// Tax refunded on this line (zero when the sender reports none); part of `subtotal`
+    /// when the sale's `taxes_included`.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub tax: Decimal,
 }
 
 /// A whole sale cancelled.
+///
+/// The envelope's `occurred_at` is when the sale was cancelled. A cancellation does not
+/// say whether money was returned: a sender may also report the refund that goes with it
+/// as a separate [`Refund`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Cancel {
     /// The cancelled order.

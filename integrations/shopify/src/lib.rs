@@ -4,8 +4,20 @@
 //!   app's client secret (or the store's notification key for hand-made webhooks).
 //!   Several secrets may be configured so a rotation drops nothing.
 //! - Dedupe key: `X-Shopify-Webhook-Id` (Shopify's delivery idempotency key).
-//! - Topics used: `orders/paid` → [`PosEvent::Sale`]. Every other topic is answered
-//!   as ignored until the program uses it.
+//! - Topics used (every other topic is answered as ignored until the program uses it):
+//!   - `orders/paid` → [`PosEvent::Sale`]; `occurred_at` = `processed_at`.
+//!   - `orders/cancelled` → [`PosEvent::Cancel`] with `cancel_reason`; `occurred_at` =
+//!     `cancelled_at`. Only the order id, `cancelled_at` and `cancel_reason` are read.
+//!   - `refunds/create` → [`PosEvent::Refund`]; `occurred_at` = `processed_at`, else
+//!     `created_at`. Lines come from `refund_line_items[]` (money from the `*_set.shop_money`
+//!     strings; the bare numeric `subtotal`/`total_tax` only as a fallback, read exactly);
+//!     the amount is the sum of transactions with `kind` `refund` and `status` `success`,
+//!     `None` when no money moved. An amount-only refund gives a refund with no lines; a
+//!     refund with neither lines nor money moved is ignored. `refund_shipping_lines`,
+//!     `order_adjustments` and `duties` are not mapped; money refunded for them shows
+//!     only in the amount.
+//!
+//!   When the payload has no time, the `X-Shopify-Triggered-At` header is used.
 //!
 //! ```
 //! use loyaltyd_adapter::{Adapter, Parsed, RawRequest, Secret, ShopId, signature};
@@ -23,7 +35,9 @@
 //! assert!(matches!(adapter.parse(&req).unwrap(), Parsed::Ignored { .. }));
 //! ```
 
+mod cancel;
 mod order;
+mod refund;
 
 use chrono::{DateTime, Utc};
 use loyaltyd_adapter::{
@@ -80,20 +94,46 @@ impl Adapter for ShopifyAdapter {
         match topic {
             "orders/paid" => {
                 let order = order::Order::from_json(&req.body)?;
-                let occurred_at = order.processed_at().or(triggered_at).ok_or_else(|| {
-                    ParseError::InvalidField {
-                        field: "processed_at".into(),
-                        message: "no sale time in the order or the X-Shopify-Triggered-At header"
-                            .into(),
-                    }
-                })?;
-                Ok(Parsed::Event(Box::new(EventEnvelope {
-                    shop: req.shop.clone(),
-                    adapter: NAME.to_string(),
-                    event_id: webhook_id.to_string(),
+                let occurred_at = order
+                    .processed_at()
+                    .or(triggered_at)
+                    .ok_or_else(|| no_time("processed_at", "sale"))?;
+                Ok(event(
+                    req,
+                    webhook_id,
                     occurred_at,
-                    event: PosEvent::Sale(order.into_sale()?),
-                })))
+                    PosEvent::Sale(order.into_sale()?),
+                ))
+            }
+            "orders/cancelled" => {
+                let order = cancel::CancelledOrder::from_json(&req.body)?;
+                let occurred_at = order
+                    .cancelled_at()
+                    .or(triggered_at)
+                    .ok_or_else(|| no_time("cancelled_at", "cancellation"))?;
+                Ok(event(
+                    req,
+                    webhook_id,
+                    occurred_at,
+                    PosEvent::Cancel(order.into_cancel()),
+                ))
+            }
+            "refunds/create" => {
+                let refund = refund::ShopifyRefund::from_json(&req.body)?;
+                let occurred_at = refund
+                    .occurred_at()
+                    .or(triggered_at)
+                    .ok_or_else(|| no_time("processed_at", "refund"))?;
+                match refund.into_refund()? {
+                    refund::Outcome::Refund(r) => {
+                        Ok(event(req, webhook_id, occurred_at, PosEvent::Refund(r)))
+                    }
+                    refund::Outcome::Nothing => Ok(Parsed::ignored(
+                        webhook_id,
+                        topic,
+                        "refund returned no lines and moved no money",
+                    )),
+                }
             }
             other => {
                 // Still require a JSON body: a verified but garbled request is a sender bug
@@ -107,5 +147,27 @@ impl Adapter for ShopifyAdapter {
                 ))
             }
         }
+    }
+}
+
+fn event(
+    req: &RawRequest,
+    webhook_id: &str,
+    occurred_at: DateTime<Utc>,
+    event: PosEvent,
+) -> Parsed {
+    Parsed::Event(Box::new(EventEnvelope {
+        shop: req.shop.clone(),
+        adapter: NAME.to_string(),
+        event_id: webhook_id.to_string(),
+        occurred_at,
+        event,
+    }))
+}
+
+fn no_time(field: &str, what: &str) -> ParseError {
+    ParseError::InvalidField {
+        field: field.into(),
+        message: format!("no {what} time in the payload or the X-Shopify-Triggered-At header"),
     }
 }

@@ -200,7 +200,8 @@ fn customer_ref(
     }
 }
 
-fn money(s: &str, field: &str) -> Result<Decimal, ParseError> {
+/// A non-negative decimal amount from a money string; errors name `field`.
+pub(crate) fn money(s: &str, field: &str) -> Result<Decimal, ParseError> {
     let d = Decimal::from_str(s.trim()).map_err(|e| ParseError::InvalidField {
         field: field.to_string(),
         message: format!("{s:?} is not a decimal amount: {e}"),
