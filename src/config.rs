@@ -87,6 +87,8 @@ pub struct ShopConfig {
     pub timezone: Tz,
     /// `country`: ISO 3166 region used to read phone numbers written without `+`.
     pub country: phonenumber::country::Id,
+    /// `point_value`: money per point, for the liability report.
+    pub point_value: rust_decimal::Decimal,
     /// `rules`: the rules file (relative to the config file's directory).
     pub rules_path: PathBuf,
     /// The parsed rules.
@@ -153,6 +155,7 @@ struct RawShop {
     currency: Option<String>,
     timezone: Option<String>,
     country: Option<String>,
+    point_value: Option<String>,
     rules: Option<String>,
     shopify: Option<RawShopify>,
 }
@@ -305,6 +308,18 @@ fn validate(
                 format!("{country_text:?} is not an ISO 3166 country code like \"US\""),
             )
         })?;
+        let pv_text = s.point_value.unwrap_or_else(|| "0.01".into());
+        let point_value: rust_decimal::Decimal = pv_text
+            .trim()
+            .parse()
+            .ok()
+            .filter(|v: &rust_decimal::Decimal| !v.is_sign_negative())
+            .ok_or_else(|| {
+                loc.err(
+                    &k("point_value"),
+                    format!("{pv_text:?} is not a non-negative decimal like \"0.01\""),
+                )
+            })?;
         let rules_rel = s.rules.unwrap_or_else(|| "rules.toml".into());
         let rules_path = base_dir.join(&rules_rel);
         let rules = RuleSet::load(&rules_path).map_err(|e| {
@@ -336,6 +351,7 @@ fn validate(
             currency,
             timezone,
             country,
+            point_value,
             rules_path,
             rules,
             shopify,

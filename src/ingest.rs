@@ -7,7 +7,9 @@ use chrono::{DateTime, Utc};
 use loyaltyd_adapter::{Adapter, ParseError, Parsed, PosEvent, RawRequest, VerifyError};
 
 use crate::config::ShopConfig;
-use crate::ledger::{Applied, EarnCommand, Ledger, LedgerError};
+use crate::ledger::earn::EarnCommand;
+use crate::ledger::reverse::{ReversalCommand, ReversalKind};
+use crate::ledger::{Applied, Ledger, LedgerError};
 use crate::member::{redact, IdentityClaims};
 use crate::notify::worker::Wakeup;
 use crate::rules;
@@ -76,6 +78,9 @@ pub async fn ingest(
                             let award = rules::score(sale, &shop.rules);
                             let cmd = EarnCommand {
                                 shop: &shop.id,
+                                timezone: shop.timezone,
+                                policy: &shop.rules.policy,
+                                taxes_included: sale.taxes_included,
                                 adapter: adapter.name(),
                                 event_id: &envelope.event_id,
                                 order_id: &sale.order_id,
@@ -101,8 +106,44 @@ pub async fn ingest(
                             )?
                         }
                     }
-                    PosEvent::Refund(_) => ignore("refund", "refunds are not applied yet")?,
-                    PosEvent::Cancel(_) => ignore("cancel", "cancellations are not applied yet")?,
+                    PosEvent::Refund(refund) if refund.currency != shop.currency => ignore(
+                        "refund",
+                        &format!(
+                            "refund currency {} is not the shop currency {}",
+                            refund.currency, shop.currency
+                        ),
+                    )?,
+                    PosEvent::Refund(refund) => ledger.apply_reversal(
+                        &ReversalCommand {
+                            shop: &shop.id,
+                            timezone: shop.timezone,
+                            policy: &shop.rules.policy,
+                            adapter: adapter.name(),
+                            event_id: &envelope.event_id,
+                            order_id: &refund.order_id,
+                            kind: ReversalKind::Refund {
+                                refund_id: refund.refund_id.clone(),
+                                lines: refund.lines.clone(),
+                            },
+                            occurred_at: envelope.occurred_at,
+                        },
+                        now,
+                    )?,
+                    PosEvent::Cancel(cancel) => ledger.apply_reversal(
+                        &ReversalCommand {
+                            shop: &shop.id,
+                            timezone: shop.timezone,
+                            policy: &shop.rules.policy,
+                            adapter: adapter.name(),
+                            event_id: &envelope.event_id,
+                            order_id: &cancel.order_id,
+                            kind: ReversalKind::Cancel {
+                                reason: cancel.reason.clone(),
+                            },
+                            occurred_at: envelope.occurred_at,
+                        },
+                        now,
+                    )?,
                     PosEvent::CustomerUpsert(_) => {
                         ignore("customer", "customer updates are not applied yet")?
                     }

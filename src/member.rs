@@ -186,6 +186,9 @@ pub struct Member {
     pub tier: Option<String>,
     /// Points ever earned (never decreases on spending).
     pub lifetime: Points,
+    /// Last earning or redemption (drives inactivity expiry).
+    #[serde(default)]
+    pub last_activity_at: Option<DateTime<Utc>>,
     /// When the member was first seen.
     pub created_at: DateTime<Utc>,
     /// Last change.

@@ -174,7 +174,7 @@ async fn ledger(
         .iter()
         .map(|p| {
             json!({
-                "posting_id": p.id,
+                "posting_id": p.seq,
                 "kind": p.kind,
                 "points": p.member_available_delta(),
                 "occurred_at": p.occurred_at,

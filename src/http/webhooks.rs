@@ -108,6 +108,16 @@ fn accepted(record: &DeliveryRecord, duplicate: bool) -> Response {
         DeliveryOutcome::AlreadyScored { order_id } => {
             json!({"status": "already_scored", "order_id": order_id})
         }
+        DeliveryOutcome::Reversed {
+            member,
+            points,
+            shortfall,
+            returned,
+        } => json!({"status": "reversed", "member_id": member, "points": points,
+                    "shortfall": shortfall, "returned_redemptions": returned}),
+        DeliveryOutcome::Deferred { order_id } => {
+            json!({"status": "deferred", "order_id": order_id})
+        }
         DeliveryOutcome::Ignored { kind, reason } => {
             json!({"status": "ignored", "kind": kind, "reason": reason})
         }

@@ -1,7 +1,10 @@
-//! The journal's vocabulary: accounts, entries and postings.
+//! The journal's vocabulary: accounts, entries, lot changes and postings.
 //!
-//! Invariant: the entries of every posting sum to zero. Member accounts hold what
-//! the shop owes its members; program accounts (`issued`, ...) hold the other side.
+//! Invariants (checked by `verify` and asserted when posting):
+//! - the entries of every posting sum to zero;
+//! - postings of a shop are numbered 1, 2, 3, … with no gaps (`seq`);
+//! - member accounts hold what the shop owes its members; program accounts
+//!   (`issued`, `redeemed`, …) hold the other side, so their sum is minus the liability.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -11,7 +14,7 @@ use crate::points::Points;
 use crate::rules::Contribution;
 
 /// An account in a shop's points journal.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(tag = "account", content = "member", rename_all = "snake_case")]
 pub enum Account {
     /// Points the member can spend.
@@ -31,7 +34,7 @@ pub enum Account {
 }
 
 impl Account {
-    /// Stable key used in the balance table.
+    /// Stable key used in the balance table and exports.
     pub fn key(&self) -> String {
         match self {
             Account::MemberAvailable(m) => format!("member/{m}/available"),
@@ -42,6 +45,27 @@ impl Account {
             Account::Adjusted => "program/adjusted".into(),
             Account::Reversed => "program/reversed".into(),
         }
+    }
+
+    /// The account's name without the member (`available`, `issued`, …).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Account::MemberAvailable(_) => "available",
+            Account::MemberPending(_) => "pending",
+            Account::Issued => "issued",
+            Account::Redeemed => "redeemed",
+            Account::Expired => "expired",
+            Account::Adjusted => "adjusted",
+            Account::Reversed => "reversed",
+        }
+    }
+
+    /// Whether this is one of a member's accounts.
+    pub fn is_member(&self) -> bool {
+        matches!(
+            self,
+            Account::MemberAvailable(_) | Account::MemberPending(_)
+        )
     }
 }
 
@@ -56,34 +80,109 @@ pub struct Entry {
 }
 
 /// Why a posting was made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PostingKind {
     /// Points earned from a sale.
     Earn,
+    /// Pending points became available at the end of the returns window.
+    Mature,
+    /// Points spent on a reward.
+    Redeem,
+    /// Redeemed points given back because the order they paid for was refunded.
+    RedemptionReturn,
+    /// A manual correction by staff.
+    Adjust,
+    /// Points taken back by a refund or cancellation.
+    Reverse,
+    /// Points that lapsed under the expiry policy.
+    Expire,
+}
+
+impl PostingKind {
+    /// Stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PostingKind::Earn => "earn",
+            PostingKind::Mature => "mature",
+            PostingKind::Redeem => "redeem",
+            PostingKind::RedemptionReturn => "redemption_return",
+            PostingKind::Adjust => "adjust",
+            PostingKind::Reverse => "reverse",
+            PostingKind::Expire => "expire",
+        }
+    }
+}
+
+/// How a posting changed the member's lots. Replaying these over the journal
+/// rebuilds every lot exactly (`verify` does).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum LotChange {
+    /// A new lot.
+    Open {
+        /// Lot id (the seq of the posting that opened it).
+        lot: u64,
+        /// Points in it.
+        amount: Points,
+        /// Held as pending until then.
+        pending_until: Option<DateTime<Utc>>,
+        /// Lapses then (fixed-term expiry); `None` for no expiry or inactivity expiry.
+        expires_at: Option<DateTime<Utc>>,
+    },
+    /// Points taken out of a lot (redeemed, reversed, expired, or paying a debt).
+    Take {
+        /// Lot id.
+        lot: u64,
+        /// Points taken.
+        amount: Points,
+    },
+    /// A pending lot became available.
+    Mature {
+        /// Lot id.
+        lot: u64,
+    },
 }
 
 /// An append-only, balanced journal posting.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Posting {
-    /// Monotonic id (sled's id generator), unique across the database.
-    pub id: u64,
+    /// Gap-free sequence number within the shop, from 1.
+    pub seq: u64,
     /// The member concerned.
     pub member: MemberId,
     /// Why.
     pub kind: PostingKind,
     /// The legs, summing to zero.
     pub entries: Vec<Entry>,
-    /// When the sender says it happened.
+    /// How lots changed.
+    #[serde(default)]
+    pub lots: Vec<LotChange>,
+    /// When the sender (or the job clock) says it happened.
     pub occurred_at: DateTime<Utc>,
     /// When loyaltyd recorded it.
     pub recorded_at: DateTime<Utc>,
-    /// The key that makes it happen at most once (e.g. `shopify:<webhook id>`).
+    /// The key that makes it happen at most once (`shopify:<webhook id>`,
+    /// `api:<Idempotency-Key>`, `job:expire:<lot>` …).
     pub idempotency_key: String,
     /// The external order it is about, if any.
     pub order_id: Option<String>,
-    /// Rules that produced it, with what each contributed.
+    /// Rules that produced it, with what each contributed (earnings).
+    #[serde(default)]
     pub explanation: Vec<Contribution>,
+    /// Who did it (API token name or `system`), for manual postings.
+    #[serde(default)]
+    pub actor: Option<String>,
+    /// Why, in words (adjustments, reversals).
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// The reward redeemed, if any.
+    #[serde(default)]
+    pub reward: Option<String>,
+    /// Points a reversal could not take back because the member had spent them and
+    /// the shop clamps balances at zero.
+    #[serde(default)]
+    pub shortfall: Points,
 }
 
 impl Posting {
@@ -95,11 +194,21 @@ impl Posting {
             == Some(0)
     }
 
-    /// The net change to the member's available points.
-    pub fn member_available_delta(&self) -> Points {
+    /// Net change to one of the member's accounts.
+    pub fn delta(&self, account: &Account) -> Points {
         self.entries
             .iter()
-            .filter(|e| matches!(&e.account, Account::MemberAvailable(m) if *m == self.member))
+            .filter(|e| &e.account == account)
             .fold(Points::ZERO, |acc, e| acc + e.amount)
+    }
+
+    /// Net change to the member's available points.
+    pub fn member_available_delta(&self) -> Points {
+        self.delta(&Account::MemberAvailable(self.member.clone()))
+    }
+
+    /// Net change to the member's pending points.
+    pub fn member_pending_delta(&self) -> Points {
+        self.delta(&Account::MemberPending(self.member.clone()))
     }
 }

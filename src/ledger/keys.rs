@@ -41,7 +41,7 @@ pub fn dedupe(shop: &ShopId, adapter: &str, event_id: &str) -> Vec<u8> {
     ])
 }
 
-/// `index`: an order already scored → its posting.
+/// `index`: an order's record (scored, refunded, cancelled).
 pub fn earned_order(shop: &ShopId, adapter: &str, order_id: &str) -> Vec<u8> {
     join(&[
         b"e",
@@ -73,4 +73,36 @@ pub fn member_posting(shop: &ShopId, m: &MemberId, id: u64) -> Vec<u8> {
 /// `balances`: shop, account key.
 pub fn balance(shop: &ShopId, account_key: &str) -> Vec<u8> {
     join(&[shop.as_str().as_bytes(), account_key.as_bytes()])
+}
+
+/// `index`: the shop's journal sequence counter.
+pub fn seq(shop: &ShopId) -> Vec<u8> {
+    join(&[b"s", shop.as_str().as_bytes()])
+}
+
+/// `index`: a refund already applied.
+pub fn refund(shop: &ShopId, adapter: &str, refund_id: &str) -> Vec<u8> {
+    join(&[
+        b"f",
+        shop.as_str().as_bytes(),
+        adapter.as_bytes(),
+        refund_id.as_bytes(),
+    ])
+}
+
+/// `index`: redemptions applied to an external order (any adapter).
+pub fn order_redemptions(shop: &ShopId, order_id: &str) -> Vec<u8> {
+    join(&[b"r", shop.as_str().as_bytes(), order_id.as_bytes()])
+}
+
+/// `index`: an admin API Idempotency-Key.
+pub fn api_idempotency(shop: &ShopId, key: &str) -> Vec<u8> {
+    join(&[b"k", shop.as_str().as_bytes(), key.as_bytes()])
+}
+
+/// Prefix of all of a shop's entries in a tree keyed `shop\0…`.
+pub fn shop_prefix(shop: &ShopId) -> Vec<u8> {
+    let mut k = shop.as_str().as_bytes().to_vec();
+    k.push(0);
+    k
 }

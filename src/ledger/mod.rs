@@ -1,32 +1,46 @@
 //! The points ledger, durable in sled.
 //!
-//! - [`journal`]: accounts, entries, postings (append-only, balanced).
+//! - [`journal`]: accounts, entries, lot changes, postings (append-only, balanced).
+//! - [`lots`]: earned points with dates; oldest-first consumption.
+//! - [`policy`]: a shop's returns window, expiry and clawback terms.
 //! - [`keys`]: how everything is laid out in sled trees.
 //! - [`commit`]: group commit, so an acknowledgement waits for one shared fsync.
-//! - this file: the [`Ledger`] handle and the transactions that change it.
+//! - [`earn`], [`reverse`], [`spend`], [`jobs`]: the transactions that change the ledger.
+//! - [`replay`], [`verify`]: rebuild state from the journal and compare.
+//! - this file: the [`Ledger`] handle and read access.
 //!
-//! Everything one event changes — dedupe record, order key, member and identities,
-//! posting, balances, outbox message — is written in ONE sled transaction, and the
-//! caller acknowledges only after [`Ledger::durable`] returns.
+//! Everything one event changes — dedupe record, order record, member and identities,
+//! postings, balances, lots, outbox messages — is written in ONE sled transaction, and
+//! the caller acknowledges only after [`Ledger::durable`] returns.
 
 pub mod commit;
+pub mod earn;
+pub mod jobs;
 pub mod journal;
 pub mod keys;
+pub mod lots;
+pub mod policy;
+pub mod replay;
+pub mod reverse;
+pub mod spend;
+pub(crate) mod tx;
+pub mod verify;
 
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use loyaltyd_adapter::ShopId;
+use rust_decimal::Decimal;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
-use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
-use crate::member::{Identity, IdentityClaims, IdentityKind, Member, MemberId};
-use crate::notify::outbox::{self, Notice, OutboxMessage};
+use crate::member::{IdentityKind, Member, MemberId};
 use crate::points::Points;
-use crate::rules::Award;
 use commit::{FlushError, GroupCommit};
-use journal::{Account, Entry, Posting, PostingKind};
+use journal::{Account, Posting};
+use lots::MemberLots;
+use tx::Tx;
 
 /// Ledger failures. None of them leaves a partial write behind.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +57,20 @@ pub enum LedgerError {
     /// A posting would break the journal's invariants.
     #[error("invariant violated: {0}")]
     Invariant(String),
+    /// The member has fewer available points than the operation needs.
+    #[error("insufficient points: {needed} needed, {available} available")]
+    InsufficientPoints {
+        /// Points the operation needs.
+        needed: Points,
+        /// Points available.
+        available: Points,
+    },
+    /// No such member.
+    #[error("no such member")]
+    UnknownMember,
+    /// The Idempotency-Key was used before with a different request.
+    #[error("the Idempotency-Key was already used for a different request")]
+    IdempotencyConflict,
 }
 
 impl From<TransactionError<LedgerError>> for LedgerError {
@@ -52,12 +80,6 @@ impl From<TransactionError<LedgerError>> for LedgerError {
             TransactionError::Storage(e) => LedgerError::Storage(e),
         }
     }
-}
-
-type TxResult<T> = Result<T, ConflictableTransactionError<LedgerError>>;
-
-fn abort(e: impl Into<LedgerError>) -> ConflictableTransactionError<LedgerError> {
-    ConflictableTransactionError::Abort(e.into())
 }
 
 /// What a delivery did, kept under its dedupe key so a retry gets the same answer.
@@ -73,8 +95,26 @@ pub enum DeliveryOutcome {
         /// Points earned.
         points: Points,
     },
-    /// The order had already been scored under another delivery id.
+    /// Points were taken back for a refund or cancellation.
+    Reversed {
+        /// The member debited.
+        member: MemberId,
+        /// Points reversed.
+        points: Points,
+        /// Points that could not be taken back (clamp policy).
+        shortfall: Points,
+        /// Redeemed points given back because the order was fully refunded.
+        returned: Points,
+    },
+    /// The order had already been scored (or this refund applied) under another
+    /// delivery id.
     AlreadyScored {
+        /// The order.
+        order_id: String,
+    },
+    /// A refund or cancellation for an order not scored (yet); kept on the order and
+    /// applied if its sale arrives later.
+    Deferred {
         /// The order.
         order_id: String,
     },
@@ -106,23 +146,53 @@ pub enum Applied {
     Duplicate(DeliveryRecord),
 }
 
-/// Everything needed to credit a sale.
-#[derive(Debug, Clone)]
-pub struct EarnCommand<'a> {
-    /// Shop.
-    pub shop: &'a ShopId,
-    /// Adapter that received it.
-    pub adapter: &'a str,
-    /// Sender's delivery id.
-    pub event_id: &'a str,
-    /// Sender's order id.
-    pub order_id: &'a str,
-    /// When the sale happened.
-    pub occurred_at: DateTime<Utc>,
-    /// Who bought.
-    pub claims: &'a IdentityClaims,
-    /// What the rules awarded.
-    pub award: &'a Award,
+/// What loyaltyd knows about one external order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderRecord {
+    /// Whether its sale was scored (earning happens at most once).
+    pub scored: bool,
+    /// The member it was credited to.
+    pub member: Option<MemberId>,
+    /// The earn posting and the lot it opened.
+    pub earn_seq: Option<u64>,
+    /// Lot opened by the earning (its id).
+    pub lot: Option<u64>,
+    /// Points the sale earned (as posted, whatever today's rules say).
+    pub earned: Points,
+    /// The sale's eligible spend.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub eligible: Decimal,
+    /// Eligible spend refunded so far.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub refunded: Decimal,
+    /// Points reversed so far.
+    pub reversed: Points,
+    /// Points a clamped reversal could not take back.
+    pub shortfall: Points,
+    /// Whether the order was cancelled or fully refunded.
+    pub closed: bool,
+    /// Whether the sale's prices included tax (refund subtotals then include it too).
+    #[serde(default)]
+    pub taxes_included: bool,
+    /// Eligible spend per sale line still not refunded.
+    #[serde(default)]
+    pub lines: std::collections::BTreeMap<String, Decimal>,
+    /// Refund lines received before the sale was scored.
+    #[serde(default)]
+    pub early_refund_lines: Vec<loyaltyd_adapter::RefundLine>,
+}
+
+/// A redemption that named the external order it paid for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RedemptionLink {
+    /// The redeem posting.
+    pub seq: u64,
+    /// The member.
+    pub member: MemberId,
+    /// Points redeemed.
+    pub points: Points,
+    /// Whether they were given back after a full refund.
+    pub returned: bool,
 }
 
 /// A member's point balances.
@@ -140,27 +210,50 @@ pub struct Balances {
 #[derive(Clone)]
 pub struct Ledger {
     db: sled::Db,
-    members: sled::Tree,
     index: sled::Tree,
+    members: sled::Tree,
     journal: sled::Tree,
     member_journal: sled::Tree,
     balances: sled::Tree,
     outbox: sled::Tree,
-    commit: GroupCommit,
+    lots: sled::Tree,
+    commit: Option<GroupCommit>,
 }
 
 impl Ledger {
-    /// Open (or create) the ledger in `path`. Needs a tokio runtime for the flusher.
+    /// Open (or create) the ledger in `path` for the daemon, with group commit (needs a
+    /// tokio runtime).
     pub fn open(path: &Path) -> Result<Ledger, LedgerError> {
-        let db = sled::Config::new().path(path).open()?;
+        let mut l = Self::open_offline(path)?;
+        l.commit = Some(GroupCommit::start(l.db.clone()));
+        Ok(l)
+    }
+
+    /// Open for offline tools (verify, export, jobs from the CLI): no async runtime;
+    /// [`Ledger::durable`] flushes directly.
+    pub fn open_offline(path: &Path) -> Result<Ledger, LedgerError> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(64 * 1024 * 1024)
+            .open()
+            .map_err(|e| match e {
+                sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
+                    LedgerError::Storage(sled::Error::Io(std::io::Error::other(format!(
+                        "{io} (is a loyaltyd daemon already using {}?)",
+                        path.display()
+                    ))))
+                }
+                other => LedgerError::Storage(other),
+            })?;
         Ok(Ledger {
-            members: db.open_tree("members")?,
             index: db.open_tree("index")?,
+            members: db.open_tree("members")?,
             journal: db.open_tree("journal")?,
             member_journal: db.open_tree("member_journal")?,
             balances: db.open_tree("balances")?,
-            outbox: db.open_tree(outbox::PENDING_TREE)?,
-            commit: GroupCommit::start(db.clone()),
+            outbox: db.open_tree(crate::notify::outbox::PENDING_TREE)?,
+            lots: db.open_tree("lots")?,
+            commit: None,
             db,
         })
     }
@@ -172,18 +265,53 @@ impl Ledger {
 
     /// Wait until every write made so far is on disk (group-committed).
     pub async fn durable(&self) -> Result<(), LedgerError> {
-        Ok(self.commit.durable().await?)
+        match &self.commit {
+            Some(c) => Ok(c.durable().await?),
+            None => self.flush_now(),
+        }
     }
 
-    /// Flush synchronously (shutdown).
+    /// Flush synchronously (shutdown, offline tools).
     pub fn flush_now(&self) -> Result<(), LedgerError> {
         self.db.flush()?;
         Ok(())
     }
 
-    /// Group-commit counters.
-    pub fn commit_stats(&self) -> &commit::CommitStats {
-        self.commit.stats()
+    /// Group-commit counters, when running as a daemon.
+    pub fn commit_stats(&self) -> Option<&commit::CommitStats> {
+        self.commit.as_ref().map(|c| c.stats())
+    }
+
+    /// Run `f` in one transaction over every ledger tree, bound to `shop`.
+    pub(crate) fn transact<T>(
+        &self,
+        shop: &ShopId,
+        f: impl Fn(&Tx<'_>) -> Result<T, ConflictableTransactionError<LedgerError>>,
+    ) -> Result<T, LedgerError> {
+        let r = (
+            &self.index,
+            &self.members,
+            &self.journal,
+            &self.member_journal,
+            &self.balances,
+            &self.outbox,
+            &self.lots,
+        )
+            .transaction(
+                |(index, members, journal, member_journal, balances, outbox, lots)| {
+                    f(&Tx {
+                        shop,
+                        index,
+                        members,
+                        journal,
+                        member_journal,
+                        balances,
+                        outbox,
+                        lots,
+                    })
+                },
+            );
+        Ok(r?)
     }
 
     /// What an earlier delivery with this id did, if any.
@@ -230,96 +358,6 @@ impl Ledger {
         }
     }
 
-    /// Credit a sale to its buyer, exactly once per delivery id and per order.
-    pub fn apply_earn(
-        &self,
-        cmd: &EarnCommand<'_>,
-        now: DateTime<Utc>,
-    ) -> Result<Applied, LedgerError> {
-        let result = (
-            &self.index,
-            &self.members,
-            &self.journal,
-            &self.member_journal,
-            &self.balances,
-            &self.outbox,
-        )
-            .transaction(
-                |(index, members, journal, member_journal, balances, outbox)| {
-                    let dedupe_key = keys::dedupe(cmd.shop, cmd.adapter, cmd.event_id);
-                    if let Some(existing) = tx_get_json::<DeliveryRecord>(index, &dedupe_key)? {
-                        return Ok(Applied::Duplicate(existing));
-                    }
-                    let order_key = keys::earned_order(cmd.shop, cmd.adapter, cmd.order_id);
-                    if index.get(&order_key)?.is_some() {
-                        let record = DeliveryRecord {
-                            outcome: DeliveryOutcome::AlreadyScored {
-                                order_id: cmd.order_id.to_string(),
-                            },
-                            recorded_at: now,
-                        };
-                        tx_put_json(index, &dedupe_key, &record)?;
-                        return Ok(Applied::New(record));
-                    }
-
-                    let mut member =
-                        find_or_create_member(index, members, cmd.shop, cmd.claims, now)?;
-                    let points = cmd.award.points;
-                    let mut posting_id = None;
-                    if points.0 > 0 {
-                        let id = journal.generate_id()?;
-                        let posting = Posting {
-                            id,
-                            member: member.id.clone(),
-                            kind: PostingKind::Earn,
-                            entries: vec![
-                                Entry {
-                                    account: Account::Issued,
-                                    amount: -points,
-                                },
-                                Entry {
-                                    account: Account::MemberAvailable(member.id.clone()),
-                                    amount: points,
-                                },
-                            ],
-                            occurred_at: cmd.occurred_at,
-                            recorded_at: now,
-                            idempotency_key: format!("{}:{}", cmd.adapter, cmd.event_id),
-                            order_id: Some(cmd.order_id.to_string()),
-                            explanation: cmd.award.contributions.clone(),
-                        };
-                        let balance = post(journal, member_journal, balances, cmd.shop, &posting)?;
-                        member.lifetime += points;
-                        member.updated_at = now;
-                        let msg = OutboxMessage {
-                            id: outbox.generate_id()?,
-                            shop: cmd.shop.clone(),
-                            member: member.id.clone(),
-                            first_name: member.first_name.clone(),
-                            posting_id: id,
-                            notice: Notice::Earned { points, balance },
-                            created_at: now,
-                        };
-                        outbox::enqueue(outbox, &msg)?;
-                        posting_id = Some(id);
-                    }
-                    tx_put_json(members, &keys::member(cmd.shop, &member.id), &member)?;
-                    tx_put_json(index, &order_key, &posting_id)?;
-                    let record = DeliveryRecord {
-                        outcome: DeliveryOutcome::Applied {
-                            member: member.id.clone(),
-                            posting_id,
-                            points,
-                        },
-                        recorded_at: now,
-                    };
-                    tx_put_json(index, &dedupe_key, &record)?;
-                    Ok(Applied::New(record))
-                },
-            );
-        Ok(result?)
-    }
-
     /// A member by id.
     pub fn member(&self, shop: &ShopId, id: &MemberId) -> Result<Option<Member>, LedgerError> {
         get_json(&self.members, &keys::member(shop, id))
@@ -344,25 +382,99 @@ impl Ledger {
 
     /// A member's balances.
     pub fn balances(&self, shop: &ShopId, member: &Member) -> Result<Balances, LedgerError> {
-        let read = |a: Account| -> Result<Points, LedgerError> {
-            Ok(decode_points(
-                self.balances.get(keys::balance(shop, &a.key()))?.as_deref(),
-            ))
-        };
         Ok(Balances {
-            available: read(Account::MemberAvailable(member.id.clone()))?,
-            pending: read(Account::MemberPending(member.id.clone()))?,
+            available: self.account_balance(shop, &Account::MemberAvailable(member.id.clone()))?,
+            pending: self.account_balance(shop, &Account::MemberPending(member.id.clone()))?,
             lifetime: member.lifetime,
         })
     }
 
-    /// A program account's balance (e.g. `Account::Issued`).
+    /// Any account's balance.
     pub fn account_balance(&self, shop: &ShopId, account: &Account) -> Result<Points, LedgerError> {
         Ok(decode_points(
             self.balances
                 .get(keys::balance(shop, &account.key()))?
                 .as_deref(),
         ))
+    }
+
+    /// A member's open lots, oldest first.
+    pub fn member_lots(&self, shop: &ShopId, member: &MemberId) -> Result<MemberLots, LedgerError> {
+        Ok(get_json(&self.lots, &keys::member(shop, member))?.unwrap_or_default())
+    }
+
+    /// Every member with open lots in a shop, with those lots (for jobs and verify).
+    pub fn all_lots(&self, shop: &ShopId) -> Result<Vec<(MemberId, MemberLots)>, LedgerError> {
+        let prefix = keys::shop_prefix(shop);
+        let mut out = Vec::new();
+        for item in self.lots.scan_prefix(&prefix) {
+            let (k, v) = item?;
+            let id = std::str::from_utf8(&k[prefix.len()..])
+                .ok()
+                .and_then(MemberId::parse)
+                .ok_or_else(|| LedgerError::Invariant("corrupt lots key".into()))?;
+            out.push((id, serde_json::from_slice(&v)?));
+        }
+        Ok(out)
+    }
+
+    /// Every member of a shop.
+    pub fn all_members(&self, shop: &ShopId) -> Result<Vec<Member>, LedgerError> {
+        let mut out = Vec::new();
+        for item in self.members.scan_prefix(keys::shop_prefix(shop)) {
+            let (_, v) = item?;
+            out.push(serde_json::from_slice(&v)?);
+        }
+        Ok(out)
+    }
+
+    /// Every stored balance of a shop, by account key.
+    pub fn all_balances(&self, shop: &ShopId) -> Result<Vec<(String, Points)>, LedgerError> {
+        let prefix = keys::shop_prefix(shop);
+        let mut out = Vec::new();
+        for item in self.balances.scan_prefix(&prefix) {
+            let (k, v) = item?;
+            let name = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+            out.push((name, decode_points(Some(&v))));
+        }
+        Ok(out)
+    }
+
+    /// The shop's whole journal in order.
+    pub fn journal(
+        &self,
+        shop: &ShopId,
+    ) -> impl Iterator<Item = Result<Posting, LedgerError>> + '_ {
+        self.journal
+            .scan_prefix(keys::shop_prefix(shop))
+            .map(|item| Ok(serde_json::from_slice(&item?.1)?))
+    }
+
+    /// Number of postings in the shop's journal (the last seq).
+    pub fn journal_len(&self, shop: &ShopId) -> Result<u64, LedgerError> {
+        Ok(match self.index.get(keys::seq(shop))? {
+            Some(b) => u64::from_be_bytes(
+                <[u8; 8]>::try_from(b.as_ref())
+                    .map_err(|_| LedgerError::Invariant("corrupt sequence".into()))?,
+            ),
+            None => 0,
+        })
+    }
+
+    /// Ids of every outbox message (pending and sent) with the posting they announce.
+    pub fn outbox_postings(&self) -> Result<Vec<(ShopId, u64)>, LedgerError> {
+        let mut out = Vec::new();
+        for tree in [
+            crate::notify::outbox::PENDING_TREE,
+            crate::notify::outbox::SENT_TREE,
+        ] {
+            for item in self.db.open_tree(tree)?.iter() {
+                let (_, v) = item?;
+                let m: crate::notify::outbox::OutboxMessage = serde_json::from_slice(&v)?;
+                out.push((m.shop, m.posting_id));
+            }
+        }
+        Ok(out)
     }
 
     /// A member's postings, newest first, at most `limit`.
@@ -379,122 +491,16 @@ impl Ledger {
             let id_bytes: [u8; 8] = k[prefix.len()..]
                 .try_into()
                 .map_err(|_| LedgerError::Invariant("corrupt member journal key".into()))?;
-            let id = u64::from_be_bytes(id_bytes);
-            let p: Posting = get_json(&self.journal, &keys::posting(shop, id))?
-                .ok_or_else(|| LedgerError::Invariant(format!("posting {id} missing")))?;
+            let seq = u64::from_be_bytes(id_bytes);
+            let p: Posting = get_json(&self.journal, &keys::posting(shop, seq))?
+                .ok_or_else(|| LedgerError::Invariant(format!("posting {seq} missing")))?;
             out.push(p);
         }
         Ok(out)
     }
 }
 
-/// Append a balanced posting and update the balances of its accounts. Returns the
-/// member's new available balance.
-fn post(
-    journal: &TransactionalTree,
-    member_journal: &TransactionalTree,
-    balances: &TransactionalTree,
-    shop: &ShopId,
-    posting: &Posting,
-) -> TxResult<Points> {
-    if !posting.is_balanced() {
-        return Err(abort(LedgerError::Invariant(format!(
-            "posting {} does not sum to zero",
-            posting.id
-        ))));
-    }
-    tx_put_json(journal, &keys::posting(shop, posting.id), posting)?;
-    member_journal.insert(keys::member_posting(shop, &posting.member, posting.id), &[])?;
-    let mut member_available = None;
-    for e in &posting.entries {
-        let key = keys::balance(shop, &e.account.key());
-        let old = decode_points(balances.get(&key)?.as_deref());
-        let new = old.checked_add(e.amount).ok_or_else(|| {
-            abort(LedgerError::Invariant(format!(
-                "balance of {} would overflow",
-                e.account.key()
-            )))
-        })?;
-        balances.insert(key, &new.0.to_be_bytes())?;
-        if e.account == Account::MemberAvailable(posting.member.clone()) {
-            member_available = Some(new);
-        }
-    }
-    match member_available {
-        Some(b) => Ok(b),
-        None => {
-            let key = keys::balance(
-                shop,
-                &Account::MemberAvailable(posting.member.clone()).key(),
-            );
-            Ok(decode_points(balances.get(&key)?.as_deref()))
-        }
-    }
-}
-
-/// Find the buyer by their identities (in claim order) or create them, then link any
-/// identity not yet claimed by someone else.
-fn find_or_create_member(
-    index: &TransactionalTree,
-    members: &TransactionalTree,
-    shop: &ShopId,
-    claims: &IdentityClaims,
-    now: DateTime<Utc>,
-) -> TxResult<Member> {
-    let mut found = None;
-    for ident in &claims.identities {
-        if let Some(id) = index.get(keys::identity(shop, ident.kind, &ident.value))? {
-            let id = MemberId::parse(std::str::from_utf8(&id).unwrap_or_default())
-                .ok_or_else(|| abort(LedgerError::Invariant("corrupt identity index".into())))?;
-            found = tx_get_json::<Member>(members, &keys::member(shop, &id))?;
-            if found.is_some() {
-                break;
-            }
-        }
-    }
-    let mut member = found.unwrap_or_else(|| Member {
-        id: MemberId::generate(),
-        email: None,
-        phone: None,
-        first_name: None,
-        last_name: None,
-        identities: Vec::new(),
-        tier: None,
-        lifetime: Points::ZERO,
-        created_at: now,
-        updated_at: now,
-    });
-    for ident in &claims.identities {
-        let key = keys::identity(shop, ident.kind, &ident.value);
-        if index.get(&key)?.is_none() {
-            index.insert(key, member.id.as_str().as_bytes())?;
-            if !member.identities.contains(ident) {
-                member.identities.push(Identity {
-                    kind: ident.kind,
-                    value: ident.value.clone(),
-                });
-            }
-            match ident.kind {
-                IdentityKind::Email if member.email.is_none() => {
-                    member.email = Some(ident.value.clone())
-                }
-                IdentityKind::Phone if member.phone.is_none() => {
-                    member.phone = Some(ident.value.clone())
-                }
-                _ => {}
-            }
-        }
-    }
-    if member.first_name.is_none() {
-        member.first_name = claims.first_name.clone();
-    }
-    if member.last_name.is_none() {
-        member.last_name = claims.last_name.clone();
-    }
-    Ok(member)
-}
-
-fn decode_points(bytes: Option<&[u8]>) -> Points {
+pub(crate) fn decode_points(bytes: Option<&[u8]>) -> Points {
     match bytes.and_then(|b| <[u8; 8]>::try_from(b).ok()) {
         Some(b) => Points(i64::from_be_bytes(b)),
         None => Points::ZERO,
@@ -506,17 +512,4 @@ fn get_json<T: DeserializeOwned>(tree: &sled::Tree, key: &[u8]) -> Result<Option
         Some(b) => Ok(Some(serde_json::from_slice(&b)?)),
         None => Ok(None),
     }
-}
-
-fn tx_get_json<T: DeserializeOwned>(tree: &TransactionalTree, key: &[u8]) -> TxResult<Option<T>> {
-    match tree.get(key)? {
-        Some(b) => Ok(Some(serde_json::from_slice(&b).map_err(abort)?)),
-        None => Ok(None),
-    }
-}
-
-fn tx_put_json<T: Serialize>(tree: &TransactionalTree, key: &[u8], value: &T) -> TxResult<()> {
-    let bytes = serde_json::to_vec(value).map_err(abort)?;
-    tree.insert(key, bytes)?;
-    Ok(())
 }

@@ -7,6 +7,7 @@ use std::sync::Mutex;
 
 use super::outbox::{Notice, OutboxMessage};
 use super::{DeliveryError, Sink};
+use crate::ledger::journal::PostingKind;
 
 /// Prints notifications.
 pub struct ConsoleSink {
@@ -36,12 +37,38 @@ impl ConsoleSink {
 
 /// The line printed for a message.
 pub fn render(msg: &OutboxMessage) -> String {
-    match &msg.notice {
-        Notice::Earned { points, balance } => format!(
-            "[{}] member {} earned {} points, balance {}",
-            msg.shop, msg.member, points, balance
-        ),
-    }
+    let Notice::Posted {
+        kind,
+        points,
+        available,
+        pending,
+        pending_until,
+    } = &msg.notice;
+    let what = match kind {
+        PostingKind::Earn => match pending_until {
+            Some(t) => format!(
+                "earned {points} points (pending until {})",
+                t.format("%Y-%m-%d")
+            ),
+            None => format!("earned {points} points"),
+        },
+        PostingKind::Mature => format!("has {points} pending points now available"),
+        PostingKind::Redeem => format!("redeemed {points} points"),
+        PostingKind::RedemptionReturn => format!("got back {points} redeemed points"),
+        PostingKind::Adjust if points.0 >= 0 => format!("was credited {points} points"),
+        PostingKind::Adjust => format!("was debited {} points", -*points),
+        PostingKind::Reverse => format!("lost {points} points (refund)"),
+        PostingKind::Expire => format!("had {points} points expire"),
+    };
+    let pending = if pending.0 != 0 {
+        format!(" ({pending} pending)")
+    } else {
+        String::new()
+    };
+    format!(
+        "[{}] member {} {what}, balance {available}{pending}",
+        msg.shop, msg.member
+    )
 }
 
 impl Sink for ConsoleSink {

@@ -10,6 +10,7 @@ use loyaltyd_adapter::ShopId;
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 
+use crate::ledger::journal::PostingKind;
 use crate::member::MemberId;
 use crate::points::Points;
 
@@ -20,14 +21,20 @@ pub const SENT_TREE: &str = "outbox_sent";
 
 /// What a member is told.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "notice", rename_all = "snake_case")]
 pub enum Notice {
-    /// Points were earned.
-    Earned {
-        /// Points earned.
+    /// A posting changed the member's points.
+    Posted {
+        /// What kind of posting.
+        kind: PostingKind,
+        /// Points moved (as a positive number, except for downward adjustments).
         points: Points,
         /// Available balance after the posting.
-        balance: Points,
+        available: Points,
+        /// Pending balance after the posting.
+        pending: Points,
+        /// For pending earnings: when they become available.
+        pending_until: Option<DateTime<Utc>>,
     },
 }
 

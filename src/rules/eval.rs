@@ -18,6 +18,19 @@ pub struct Award {
     pub eligible_spend: Decimal,
     /// One entry per rule that fired.
     pub contributions: Vec<Contribution>,
+    /// Eligible spend per sale line (zero for lines that never earn), kept with the
+    /// order so refunds reverse in proportion to what they take back.
+    pub lines: Vec<LineEligible>,
+}
+
+/// The eligible spend of one sale line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineEligible {
+    /// The sender's line id.
+    pub line_id: String,
+    /// Its eligible spend.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub eligible: Decimal,
 }
 
 impl Award {
@@ -48,20 +61,21 @@ pub const BASE_RULE_ID: &str = "earn.base";
 /// `unit_price × quantity − discount`, less the line's tax when prices include tax;
 /// shipping and tax are never eligible. Points are `rounding(eligible × points_per_unit)`.
 pub fn score(sale: &Sale, rules: &RuleSet) -> Award {
-    let eligible: Decimal = sale
+    let lines: Vec<LineEligible> = sale
         .lines
         .iter()
-        .filter(|l| !l.gift_card)
-        .map(|l| {
-            let net = l.net();
-            if sale.taxes_included {
-                net - l.tax
+        .map(|l| LineEligible {
+            line_id: l.line_id.clone(),
+            eligible: if l.gift_card {
+                Decimal::ZERO
+            } else if sale.taxes_included {
+                (l.net() - l.tax).max(Decimal::ZERO)
             } else {
-                net
-            }
+                l.net().max(Decimal::ZERO)
+            },
         })
-        .sum::<Decimal>()
-        .max(Decimal::ZERO);
+        .collect();
+    let eligible: Decimal = lines.iter().map(|l| l.eligible).sum();
     let raw = eligible * rules.earn.points_per_unit;
     let whole = rules.earn.rounding.apply(raw);
     // Saturate rather than wrap on absurd inputs; such sales are still bounded by the
@@ -81,6 +95,7 @@ pub fn score(sale: &Sale, rules: &RuleSet) -> Award {
                 points = points.0,
             ),
         }],
+        lines,
     }
 }
 
@@ -132,6 +147,7 @@ mod tests {
                 points_per_unit: d(ppu),
                 rounding,
             },
+            policy: Default::default(),
         }
     }
 

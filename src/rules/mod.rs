@@ -11,7 +11,9 @@ use std::str::FromStr;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 
-pub use eval::{score, Award, Contribution};
+use crate::ledger::policy::{ExpiryPolicy, LedgerPolicy, NegativeBalance};
+
+pub use eval::{score, Award, Contribution, LineEligible};
 
 /// How fractional points are turned into whole points.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -51,6 +53,8 @@ pub struct EarnRule {
 pub struct RuleSet {
     /// `[earn]`
     pub earn: EarnRule,
+    /// `[points]`: returns window, expiry, clawback policy.
+    pub policy: LedgerPolicy,
 }
 
 /// A rules file that cannot be used, with where the problem is.
@@ -71,6 +75,17 @@ pub struct RulesError {
 #[serde(deny_unknown_fields)]
 struct RawRules {
     earn: Option<RawEarn>,
+    #[serde(default)]
+    points: RawPoints,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawPoints {
+    pending_days: Option<u32>,
+    expiry: Option<String>,
+    expiry_days: Option<u32>,
+    negative_balance: Option<NegativeBalance>,
 }
 
 #[derive(Deserialize)]
@@ -139,10 +154,55 @@ impl RuleSet {
                 "must be between 0 and 1000000".into(),
             ));
         }
+        let p = raw.points;
+        let pending_days = p.pending_days.unwrap_or(0);
+        if pending_days > 366 {
+            return Err(err(
+                "points.pending_days",
+                None,
+                "must be at most 366".into(),
+            ));
+        }
+        let days = |what: &str| -> Result<u32, RulesError> {
+            match p.expiry_days {
+                Some(d) if (1..=36_600).contains(&d) => Ok(d),
+                Some(_) => Err(err(
+                    "points.expiry_days",
+                    None,
+                    "must be between 1 and 36600".into(),
+                )),
+                None => Err(err(
+                    "points.expiry_days",
+                    None,
+                    format!("is required when expiry = {what:?}"),
+                )),
+            }
+        };
+        let expiry = match p.expiry.as_deref().unwrap_or("never") {
+            "never" => ExpiryPolicy::Never,
+            "fixed" => ExpiryPolicy::Fixed {
+                days: days("fixed")?,
+            },
+            "inactivity" => ExpiryPolicy::Inactivity {
+                days: days("inactivity")?,
+            },
+            other => {
+                return Err(err(
+                    "points.expiry",
+                    None,
+                    format!("{other:?} is not one of \"never\", \"fixed\", \"inactivity\""),
+                ))
+            }
+        };
         Ok(RuleSet {
             earn: EarnRule {
                 points_per_unit: ppu,
                 rounding: earn.rounding.unwrap_or(Rounding::Floor),
+            },
+            policy: LedgerPolicy {
+                pending_days,
+                expiry,
+                negative_balance: p.negative_balance.unwrap_or(NegativeBalance::Allow),
             },
         })
     }
@@ -174,6 +234,28 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.line, Some(3), "{e}");
+    }
+
+    #[test]
+    fn the_points_table_sets_the_ledger_policy() {
+        let r = RuleSet::parse(
+            "[earn]\npoints_per_unit = \"1\"\n[points]\npending_days = 14\nexpiry = \"fixed\"\nexpiry_days = 365\nnegative_balance = \"clamp\"\n",
+            "r.toml",
+        )
+        .unwrap();
+        assert_eq!(r.policy.pending_days, 14);
+        assert_eq!(r.policy.expiry, ExpiryPolicy::Fixed { days: 365 });
+        assert_eq!(r.policy.negative_balance, NegativeBalance::Clamp);
+    }
+
+    #[test]
+    fn an_expiry_without_days_is_refused() {
+        let e = RuleSet::parse(
+            "[earn]\npoints_per_unit = \"1\"\n[points]\nexpiry = \"inactivity\"\n",
+            "r.toml",
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "points.expiry_days");
     }
 
     #[test]

@@ -314,7 +314,7 @@ pub struct Refund {
 }
 
 /// One refunded line.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefundLine {
     /// The sale line this refunds ([`SaleLine::line_id`]).
     pub line_id: String,

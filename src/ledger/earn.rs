@@ -1,0 +1,251 @@
+//! Crediting a sale: find or create the buyer, post the earning (pending or
+//! available), open its lot, record the order, queue the notification — one
+//! transaction, at most once per delivery id and per order.
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use loyaltyd_adapter::ShopId;
+
+use super::journal::{Account, Entry, Posting, PostingKind};
+use super::policy::LedgerPolicy;
+use super::reverse::{self, ReversalAmount};
+use super::tx::{invariant, Credit, Tx, TxResult};
+use super::{keys, Applied, DeliveryOutcome, DeliveryRecord, Ledger, LedgerError, OrderRecord};
+use crate::member::{Identity, IdentityClaims, IdentityKind, Member, MemberId};
+use crate::notify::outbox::Notice;
+use crate::points::Points;
+use crate::rules::Award;
+
+/// Everything needed to credit a sale.
+#[derive(Debug, Clone)]
+pub struct EarnCommand<'a> {
+    /// Shop.
+    pub shop: &'a ShopId,
+    /// The shop's time zone (lot dates).
+    pub timezone: Tz,
+    /// The shop's ledger terms.
+    pub policy: &'a LedgerPolicy,
+    /// Adapter that received it.
+    pub adapter: &'a str,
+    /// Sender's delivery id.
+    pub event_id: &'a str,
+    /// Sender's order id.
+    pub order_id: &'a str,
+    /// When the sale happened.
+    pub occurred_at: DateTime<Utc>,
+    /// Who bought (at least one identity).
+    pub claims: &'a IdentityClaims,
+    /// What the rules awarded.
+    pub award: &'a Award,
+    /// Whether the sale's prices include tax (so refund subtotals do too).
+    pub taxes_included: bool,
+}
+
+impl Ledger {
+    /// Credit a sale to its buyer, exactly once per delivery id and per order.
+    pub fn apply_earn(
+        &self,
+        cmd: &EarnCommand<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Applied, LedgerError> {
+        if cmd.claims.identities.is_empty() {
+            return Err(LedgerError::Invariant(
+                "a sale needs at least one buyer identity".into(),
+            ));
+        }
+        self.transact(cmd.shop, |tx| earn(tx, cmd, now))
+    }
+}
+
+fn earn(tx: &Tx<'_>, cmd: &EarnCommand<'_>, now: DateTime<Utc>) -> TxResult<Applied> {
+    let dedupe_key = keys::dedupe(cmd.shop, cmd.adapter, cmd.event_id);
+    if let Some(existing) = tx.get::<DeliveryRecord>(tx.index, &dedupe_key)? {
+        return Ok(Applied::Duplicate(existing));
+    }
+    let order_key = keys::earned_order(cmd.shop, cmd.adapter, cmd.order_id);
+    let mut order: OrderRecord = tx.get(tx.index, &order_key)?.unwrap_or_default();
+    let record = |outcome| DeliveryRecord {
+        outcome,
+        recorded_at: now,
+    };
+    if order.scored {
+        let r = record(DeliveryOutcome::AlreadyScored {
+            order_id: cmd.order_id.to_string(),
+        });
+        tx.put(tx.index, &dedupe_key, &r)?;
+        return Ok(Applied::New(r));
+    }
+
+    let mut member = find_or_create_member(tx, cmd.claims, now)?;
+    order.scored = true;
+    order.member = Some(member.id.clone());
+    order.eligible = cmd.award.eligible_spend;
+    order.taxes_included = cmd.taxes_included;
+    order.lines = cmd
+        .award
+        .lines
+        .iter()
+        .map(|l| (l.line_id.clone(), l.eligible))
+        .collect();
+    let points = if order.closed {
+        // Cancelled before it was paid: nothing to earn.
+        Points::ZERO
+    } else {
+        cmd.award.points
+    };
+    let mut posting_id = None;
+    if points.0 > 0 {
+        let seq = tx.next_seq()?;
+        let mut lots = tx.lots(&member.id)?;
+        let pending_until = cmd.policy.pending_until(cmd.occurred_at, cmd.timezone);
+        let (credit, changes) = tx.credit(
+            &member.id,
+            &mut lots,
+            seq,
+            Credit {
+                amount: points,
+                pending_until,
+                expires_at: cmd.policy.lot_expiry(cmd.occurred_at, cmd.timezone),
+                earned_at: cmd.occurred_at,
+            },
+        )?;
+        let posting = Posting {
+            seq,
+            member: member.id.clone(),
+            kind: PostingKind::Earn,
+            entries: vec![
+                Entry {
+                    account: Account::Issued,
+                    amount: -points,
+                },
+                credit,
+            ],
+            lots: changes,
+            occurred_at: cmd.occurred_at,
+            recorded_at: now,
+            idempotency_key: format!("{}:{}", cmd.adapter, cmd.event_id),
+            order_id: Some(cmd.order_id.to_string()),
+            explanation: cmd.award.contributions.clone(),
+            actor: None,
+            reason: None,
+            reward: None,
+            shortfall: Points::ZERO,
+        };
+        tx.post(&posting)?;
+        tx.save_lots(&member.id, &lots)?;
+        member.lifetime += points;
+        member.last_activity_at = Some(
+            member
+                .last_activity_at
+                .map_or(cmd.occurred_at, |t| t.max(cmd.occurred_at)),
+        );
+        member.updated_at = now;
+        let available = tx.balance(&Account::MemberAvailable(member.id.clone()))?;
+        let pending = tx.balance(&Account::MemberPending(member.id.clone()))?;
+        tx.notify(
+            &member,
+            &posting,
+            Notice::Posted {
+                kind: PostingKind::Earn,
+                points,
+                available,
+                pending,
+                pending_until,
+            },
+        )?;
+        order.earn_seq = Some(seq);
+        order.lot = Some(seq);
+        order.earned = points;
+        posting_id = Some(seq);
+    }
+    tx.save_member(&member)?;
+
+    // Refunds that arrived before the sale are applied now, from the journal's numbers.
+    if !order.early_refund_lines.is_empty() && points.0 > 0 {
+        let key = format!("{}:{}:early-refunds", cmd.adapter, cmd.event_id);
+        reverse::claw_back(
+            tx,
+            &mut order,
+            &member,
+            ReversalAmount::Cumulative,
+            cmd.policy,
+            &key,
+            cmd.order_id,
+            "refunds received before the sale",
+            cmd.occurred_at,
+            now,
+        )?;
+    }
+    tx.put(tx.index, &order_key, &order)?;
+    let r = record(DeliveryOutcome::Applied {
+        member: member.id.clone(),
+        posting_id,
+        points,
+    });
+    tx.put(tx.index, &dedupe_key, &r)?;
+    Ok(Applied::New(r))
+}
+
+/// Find the buyer by their identities (in claim order) or create them, then link any
+/// identity not yet claimed by someone else.
+pub(crate) fn find_or_create_member(
+    tx: &Tx<'_>,
+    claims: &IdentityClaims,
+    now: DateTime<Utc>,
+) -> TxResult<Member> {
+    let mut found = None;
+    for ident in &claims.identities {
+        if let Some(id) = tx
+            .index
+            .get(keys::identity(tx.shop, ident.kind, &ident.value))?
+        {
+            let id = MemberId::parse(std::str::from_utf8(&id).unwrap_or_default())
+                .ok_or_else(|| invariant("corrupt identity index"))?;
+            found = tx.member(&id)?;
+            if found.is_some() {
+                break;
+            }
+        }
+    }
+    let mut member = found.unwrap_or_else(|| Member {
+        id: MemberId::generate(),
+        email: None,
+        phone: None,
+        first_name: None,
+        last_name: None,
+        identities: Vec::new(),
+        tier: None,
+        lifetime: Points::ZERO,
+        last_activity_at: None,
+        created_at: now,
+        updated_at: now,
+    });
+    for ident in &claims.identities {
+        let key = keys::identity(tx.shop, ident.kind, &ident.value);
+        if tx.index.get(&key)?.is_none() {
+            tx.index.insert(key, member.id.as_str().as_bytes())?;
+            if !member.identities.contains(ident) {
+                member.identities.push(Identity {
+                    kind: ident.kind,
+                    value: ident.value.clone(),
+                });
+            }
+            match ident.kind {
+                IdentityKind::Email if member.email.is_none() => {
+                    member.email = Some(ident.value.clone())
+                }
+                IdentityKind::Phone if member.phone.is_none() => {
+                    member.phone = Some(ident.value.clone())
+                }
+                _ => {}
+            }
+        }
+    }
+    if member.first_name.is_none() {
+        member.first_name = claims.first_name.clone();
+    }
+    if member.last_name.is_none() {
+        member.last_name = claims.last_name.clone();
+    }
+    Ok(member)
+}

@@ -1,0 +1,239 @@
+//! Time-driven postings: pending points maturing at the end of the returns window,
+//! and points expiring. Both are idempotent: they act on the state of each member's
+//! lots (a matured or expired lot is no longer due), one member per transaction, so
+//! running twice, or again after a crash half way, changes nothing more.
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use loyaltyd_adapter::ShopId;
+
+use super::journal::{Account, Entry, LotChange, Posting, PostingKind};
+use super::policy::{ExpiryPolicy, LedgerPolicy};
+use super::tx::{Tx, TxResult};
+use super::{Ledger, LedgerError};
+use crate::member::MemberId;
+use crate::notify::outbox::Notice;
+use crate::points::Points;
+
+/// What a job run did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JobReport {
+    /// Postings made.
+    pub postings: u64,
+    /// Points moved.
+    pub points: Points,
+}
+
+impl Ledger {
+    /// Move every pending lot whose returns window ended by `now` to available.
+    pub fn mature_due(&self, shop: &ShopId, now: DateTime<Utc>) -> Result<JobReport, LedgerError> {
+        let mut report = JobReport::default();
+        for (member, lots) in self.all_lots(shop)? {
+            if !lots
+                .lots
+                .iter()
+                .any(|l| l.pending_until.is_some_and(|t| t <= now))
+            {
+                continue;
+            }
+            if let Some(points) = self.transact(shop, |tx| mature_member(tx, &member, now))? {
+                report.postings += 1;
+                report.points += points;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Expire every lot due by `now` under the shop's policy.
+    pub fn expire_due(
+        &self,
+        shop: &ShopId,
+        policy: &LedgerPolicy,
+        timezone: Tz,
+        now: DateTime<Utc>,
+    ) -> Result<JobReport, LedgerError> {
+        let mut report = JobReport::default();
+        if policy.expiry == ExpiryPolicy::Never {
+            return Ok(report);
+        }
+        for (member, _) in self.all_lots(shop)? {
+            if let Some(points) =
+                self.transact(shop, |tx| expire_member(tx, &member, policy, timezone, now))?
+            {
+                report.postings += 1;
+                report.points += points;
+            }
+        }
+        Ok(report)
+    }
+}
+
+fn mature_member(
+    tx: &Tx<'_>,
+    member_id: &MemberId,
+    now: DateTime<Utc>,
+) -> TxResult<Option<Points>> {
+    let member = match tx.member(member_id)? {
+        Some(m) => m,
+        None => return Ok(None),
+    };
+    let mut lots = tx.lots(member_id)?;
+    let due: Vec<(u64, Points)> = lots
+        .lots
+        .iter()
+        .filter(|l| l.pending_until.is_some_and(|t| t <= now))
+        .map(|l| (l.id, l.remaining))
+        .collect();
+    if due.is_empty() {
+        return Ok(None);
+    }
+    let amount = due.iter().fold(Points::ZERO, |a, (_, p)| a + *p);
+    let mut changes = Vec::new();
+    for (lot, _) in &due {
+        let c = LotChange::Mature { lot: *lot };
+        lots.apply(&c, now).map_err(super::tx::invariant)?;
+        changes.push(c);
+    }
+    // A negative available balance (debt from an earlier clawback) is paid first.
+    let available_acc = Account::MemberAvailable(member_id.clone());
+    let debt = Points((-tx.balance(&available_acc)?.0).max(0));
+    if debt.0 > 0 {
+        let mut left = debt;
+        for (lot, _) in &due {
+            let (c, t) = lots.take_from(*lot, left);
+            changes.extend(c);
+            left = left - t;
+        }
+    }
+    let seq = tx.next_seq()?;
+    let first = due.first().map(|d| d.0).unwrap_or_default();
+    let posting = Posting {
+        seq,
+        member: member_id.clone(),
+        kind: PostingKind::Mature,
+        entries: vec![
+            Entry {
+                account: Account::MemberPending(member_id.clone()),
+                amount: -amount,
+            },
+            Entry {
+                account: available_acc.clone(),
+                amount,
+            },
+        ],
+        lots: changes,
+        occurred_at: now,
+        recorded_at: now,
+        idempotency_key: format!("job:mature:lot:{first}"),
+        order_id: None,
+        explanation: Vec::new(),
+        actor: Some("system".into()),
+        reason: Some("returns window ended".into()),
+        reward: None,
+        shortfall: Points::ZERO,
+    };
+    tx.post(&posting)?;
+    tx.save_lots(member_id, &lots)?;
+    tx.notify(
+        &member,
+        &posting,
+        Notice::Posted {
+            kind: PostingKind::Mature,
+            points: amount,
+            available: tx.balance(&available_acc)?,
+            pending: tx.balance(&Account::MemberPending(member_id.clone()))?,
+            pending_until: None,
+        },
+    )?;
+    Ok(Some(amount))
+}
+
+fn expire_member(
+    tx: &Tx<'_>,
+    member_id: &MemberId,
+    policy: &LedgerPolicy,
+    timezone: Tz,
+    now: DateTime<Utc>,
+) -> TxResult<Option<Points>> {
+    let member = match tx.member(member_id)? {
+        Some(m) => m,
+        None => return Ok(None),
+    };
+    let mut lots = tx.lots(member_id)?;
+    let due: Vec<u64> = match policy.expiry {
+        ExpiryPolicy::Never => Vec::new(),
+        ExpiryPolicy::Fixed { .. } => lots
+            .lots
+            .iter()
+            .filter(|l| !l.is_pending() && l.expires_at.is_some_and(|t| t <= now))
+            .map(|l| l.id)
+            .collect(),
+        ExpiryPolicy::Inactivity { .. } => {
+            let last = member.last_activity_at.unwrap_or(member.created_at);
+            match policy.inactivity_deadline(last, timezone) {
+                Some(deadline) if deadline <= now => lots
+                    .lots
+                    .iter()
+                    .filter(|l| !l.is_pending())
+                    .map(|l| l.id)
+                    .collect(),
+                _ => Vec::new(),
+            }
+        }
+    };
+    if due.is_empty() {
+        return Ok(None);
+    }
+    let mut changes = Vec::new();
+    let mut amount = Points::ZERO;
+    for lot in &due {
+        let (c, t) = lots.take_from(*lot, Points(i64::MAX));
+        changes.extend(c);
+        amount += t;
+    }
+    let seq = tx.next_seq()?;
+    let available_acc = Account::MemberAvailable(member_id.clone());
+    let posting = Posting {
+        seq,
+        member: member_id.clone(),
+        kind: PostingKind::Expire,
+        entries: vec![
+            Entry {
+                account: available_acc.clone(),
+                amount: -amount,
+            },
+            Entry {
+                account: Account::Expired,
+                amount,
+            },
+        ],
+        lots: changes,
+        occurred_at: now,
+        recorded_at: now,
+        idempotency_key: format!("job:expire:lot:{}", due[0]),
+        order_id: None,
+        explanation: Vec::new(),
+        actor: Some("system".into()),
+        reason: Some(match policy.expiry {
+            ExpiryPolicy::Inactivity { days } => format!("no activity for {days} days"),
+            ExpiryPolicy::Fixed { days } => format!("points older than {days} days"),
+            ExpiryPolicy::Never => String::new(),
+        }),
+        reward: None,
+        shortfall: Points::ZERO,
+    };
+    tx.post(&posting)?;
+    tx.save_lots(member_id, &lots)?;
+    tx.notify(
+        &member,
+        &posting,
+        Notice::Posted {
+            kind: PostingKind::Expire,
+            points: amount,
+            available: tx.balance(&available_acc)?,
+            pending: tx.balance(&Account::MemberPending(member_id.clone()))?,
+            pending_until: None,
+        },
+    )?;
+    Ok(Some(amount))
+}
