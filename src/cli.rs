@@ -48,6 +48,98 @@ pub enum Command {
         /// Body file; `-` or absent reads standard input.
         file: Option<PathBuf>,
     },
+    /// Recompute every balance and lot from the journal and compare with what is stored
+    /// (run on a stopped daemon's data). Exits non-zero naming every difference.
+    Verify {
+        /// Config file.
+        #[arg(long, default_value = DEFAULT_PATH)]
+        config: PathBuf,
+    },
+    /// Export data for accounting (run on a stopped daemon's data).
+    Export {
+        /// What to export.
+        #[command(subcommand)]
+        what: ExportWhat,
+    },
+    /// Reports.
+    Report {
+        /// Which report.
+        #[command(subcommand)]
+        what: ReportWhat,
+    },
+    /// Time-driven jobs (run on a stopped daemon's data; the daemon runs them itself).
+    Jobs {
+        /// Which jobs.
+        #[command(subcommand)]
+        what: JobsWhat,
+    },
+}
+
+/// `loyaltyd export ...`
+#[derive(Debug, Subcommand)]
+pub enum ExportWhat {
+    /// The journal, one row per entry (columns in the README).
+    Journal {
+        /// Config file.
+        #[arg(long, default_value = DEFAULT_PATH)]
+        config: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "csv")]
+        format: ExportFormat,
+        /// Write here instead of standard output.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+}
+
+/// Export formats.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// Comma-separated values with a header row.
+    Csv,
+}
+
+/// `loyaltyd report ...`
+#[derive(Debug, Subcommand)]
+pub enum ReportWhat {
+    /// Outstanding points and their value over a period.
+    Liability {
+        /// Config file.
+        #[arg(long, default_value = DEFAULT_PATH)]
+        config: PathBuf,
+        /// Only this shop (default: every shop).
+        #[arg(long)]
+        shop: Option<String>,
+        /// Period start: YYYY-MM-DD (shop time zone) or RFC 3339.
+        #[arg(long)]
+        from: Option<String>,
+        /// Period end: YYYY-MM-DD (through that day) or RFC 3339 (default: now).
+        #[arg(long)]
+        to: Option<String>,
+    },
+}
+
+/// `loyaltyd jobs ...`
+#[derive(Debug, Subcommand)]
+pub enum JobsWhat {
+    /// Mature pending points and expire lapsed points, as of now or `--at`.
+    Run {
+        /// Config file.
+        #[arg(long, default_value = DEFAULT_PATH)]
+        config: PathBuf,
+        /// Act as if it were this time (RFC 3339), e.g. to catch up after downtime.
+        #[arg(long)]
+        at: Option<String>,
+    },
+}
+
+fn open_ledger(c: &Config) -> anyhow::Result<crate::ledger::Ledger> {
+    crate::ledger::Ledger::open_offline(&c.storage.path).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot open the ledger at {}: {e}",
+            c.storage.path.display()
+        )
+    })
 }
 
 fn load(path: &std::path::Path) -> anyhow::Result<Config> {
@@ -120,6 +212,131 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 other => bail!("cannot sign for adapter {other:?}: supported: shopify"),
             }
+        }
+        Command::Verify { config } => {
+            let c = load(&config)?;
+            let ledger = open_ledger(&c)?;
+            let mut bad = 0;
+            for shop in &c.shops {
+                let v = ledger.verify(&shop.id)?;
+                if v.problems.is_empty() {
+                    println!("shop {}: ok ({} postings)", shop.id, v.postings);
+                } else {
+                    bad += v.problems.len();
+                    println!(
+                        "shop {}: {} problem(s) in {} postings",
+                        shop.id,
+                        v.problems.len(),
+                        v.postings
+                    );
+                    for p in &v.problems {
+                        println!("  {p}");
+                    }
+                }
+            }
+            if bad > 0 {
+                bail!("verification failed: {bad} problem(s)");
+            }
+            Ok(())
+        }
+        Command::Export {
+            what:
+                ExportWhat::Journal {
+                    config,
+                    format: ExportFormat::Csv,
+                    output,
+                },
+        } => {
+            let c = load(&config)?;
+            let ledger = open_ledger(&c)?;
+            let shops: Vec<ShopId> = c.shops.iter().map(|s| s.id.clone()).collect();
+            let total: u64 = shops
+                .iter()
+                .map(|s| ledger.journal_len(s).unwrap_or(0))
+                .sum();
+            let mut done = 0u64;
+            let mut last_report = std::time::Instant::now();
+            let progress = |_: u64| {
+                done += 1;
+                if last_report.elapsed() > std::time::Duration::from_secs(2) {
+                    eprintln!("exported {done}/{total} postings");
+                    last_report = std::time::Instant::now();
+                }
+            };
+            let rows = match output {
+                Some(p) => {
+                    let f = std::fs::File::create(&p)
+                        .with_context(|| format!("cannot create {}", p.display()))?;
+                    crate::report::export::journal_csv(
+                        &ledger,
+                        &shops,
+                        std::io::BufWriter::new(f),
+                        progress,
+                    )?
+                }
+                None => crate::report::export::journal_csv(
+                    &ledger,
+                    &shops,
+                    std::io::stdout().lock(),
+                    progress,
+                )?,
+            };
+            eprintln!("exported {rows} entries from {total} postings");
+            Ok(())
+        }
+        Command::Report {
+            what:
+                ReportWhat::Liability {
+                    config,
+                    shop,
+                    from,
+                    to,
+                },
+        } => {
+            let c = load(&config)?;
+            let ledger = open_ledger(&c)?;
+            let mut reports = Vec::new();
+            for s in &c.shops {
+                if shop.as_deref().is_some_and(|id| id != s.id.as_str()) {
+                    continue;
+                }
+                let from = from
+                    .as_deref()
+                    .map(|v| crate::report::period::parse_bound("from", v, s.timezone, false))
+                    .transpose()?;
+                let to = match to.as_deref() {
+                    Some(v) => crate::report::period::parse_bound("to", v, s.timezone, true)?,
+                    None => chrono::Utc::now(),
+                };
+                reports.push(crate::report::liability::liability(&ledger, s, from, to)?);
+            }
+            if reports.is_empty() {
+                bail!("no such shop in {}", config.display());
+            }
+            println!("{}", serde_json::to_string_pretty(&reports)?);
+            Ok(())
+        }
+        Command::Jobs {
+            what: JobsWhat::Run { config, at },
+        } => {
+            let c = load(&config)?;
+            let ledger = open_ledger(&c)?;
+            let now = match at {
+                Some(t) => chrono::DateTime::parse_from_rfc3339(&t)
+                    .with_context(|| format!("--at {t:?} is not an RFC 3339 time"))?
+                    .with_timezone(&chrono::Utc),
+                None => chrono::Utc::now(),
+            };
+            for s in &c.shops {
+                let m = ledger.mature_due(&s.id, now)?;
+                let e = ledger.expire_due(&s.id, &s.rules.policy, s.timezone, now)?;
+                println!(
+                    "shop {}: matured {} points in {} postings, expired {} points in {} postings",
+                    s.id, m.points, m.postings, e.points, e.postings
+                );
+            }
+            ledger.flush_now()?;
+            Ok(())
         }
     }
 }

@@ -43,6 +43,8 @@ pub struct Config {
     pub storage: StorageConfig,
     /// `[notify]`
     pub notify: NotifyConfig,
+    /// `[jobs] interval_secs`: how often maturation and expiry run.
+    pub jobs_interval: Duration,
     /// `[[shops]]`
     pub shops: Vec<ShopConfig>,
 }
@@ -116,7 +118,15 @@ struct RawConfig {
     #[serde(default)]
     notify: RawNotify,
     #[serde(default)]
+    jobs: RawJobs,
+    #[serde(default)]
     shops: Vec<RawShop>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJobs {
+    interval_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -275,6 +285,10 @@ fn validate(
         return Err(loc.err("storage.path", "must not be empty"));
     }
 
+    let jobs_interval = raw.jobs.interval_secs.unwrap_or(60);
+    if jobs_interval == 0 || jobs_interval > 86_400 {
+        return Err(loc.err("jobs.interval_secs", "must be between 1 and 86400"));
+    }
     if raw.shops.is_empty() {
         return Err(loc.err("shops", "at least one [[shops]] entry is required"));
     }
@@ -372,6 +386,7 @@ fn validate(
         notify: NotifyConfig {
             console_file: raw.notify.console.file.map(PathBuf::from),
         },
+        jobs_interval: Duration::from_secs(jobs_interval),
         shops,
     })
 }

@@ -24,5 +24,6 @@ pub mod ledger;
 pub mod member;
 pub mod notify;
 pub mod points;
+pub mod report;
 pub mod rules;
 pub mod serve;

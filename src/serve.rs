@@ -47,6 +47,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         out.flush()?;
     }
 
+    let jobs = tokio::spawn(run_jobs(
+        config.clone(),
+        ledger.clone(),
+        wakeup.clone(),
+        stop_tx.subscribe(),
+    ));
     let state = Arc::new(AppState::new(config, ledger.clone(), wakeup));
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown_signal())
@@ -55,6 +61,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
     tracing::info!("shutting down: delivering queued notifications and flushing storage");
     let _ = stop_tx.send(true);
+    let _ = jobs.await;
     match notifier.await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::error!(error = %e, "notifier stopped with an error"),
@@ -63,6 +70,48 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     ledger.flush_now().context("final flush failed")?;
     tracing::info!("loyaltyd stopped");
     Ok(())
+}
+
+/// Mature and expire points every `jobs.interval_secs`. Each member is one
+/// transaction, so a stop half way leaves nothing half done.
+async fn run_jobs(
+    config: Config,
+    ledger: Ledger,
+    wakeup: worker::Wakeup,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let (c, l) = (config.clone(), ledger.clone());
+        let result =
+            tokio::task::spawn_blocking(move || -> Result<u64, crate::ledger::LedgerError> {
+                let now = chrono::Utc::now();
+                let mut postings = 0;
+                for s in &c.shops {
+                    postings += l.mature_due(&s.id, now)?.postings;
+                    postings += l
+                        .expire_due(&s.id, &s.rules.policy, s.timezone, now)?
+                        .postings;
+                }
+                Ok(postings)
+            })
+            .await;
+        match result {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => {
+                if let Err(e) = ledger.durable().await {
+                    tracing::error!(error = %e, "flush after jobs failed");
+                }
+                wakeup.wake();
+                tracing::info!(postings = n, "maturation and expiry jobs posted");
+            }
+            Ok(Err(e)) => tracing::error!(error = %e, "maturation/expiry job failed; will retry"),
+            Err(e) => tracing::error!(error = %e, "job task failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(config.jobs_interval) => {}
+            _ = stop.changed() => return,
+        }
+    }
 }
 
 async fn shutdown_signal() {

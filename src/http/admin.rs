@@ -7,7 +7,7 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use loyaltyd_adapter::ShopId;
 use serde_json::{json, Value};
@@ -24,12 +24,28 @@ pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/shops/{shop}/members/lookup", get(lookup))
         .route("/shops/{shop}/members/{member_id}", get(member))
         .route("/shops/{shop}/members/{member_id}/ledger", get(ledger))
+        .route(
+            "/shops/{shop}/members/{member_id}/redemptions",
+            post(super::spend::redeem),
+        )
+        .route(
+            "/shops/{shop}/members/{member_id}/adjustments",
+            post(super::spend::adjust),
+        )
+        .route(
+            "/shops/{shop}/reports/liability",
+            get(super::reports::liability),
+        )
         .layer(middleware::from_fn_with_state(state, require_token))
 }
 
+/// Who made an admin request (the token's name), for the journal and the log.
+#[derive(Debug, Clone)]
+pub struct Actor(pub String);
+
 async fn require_token(
     State(state): State<Arc<AppState>>,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
     let presented = req
@@ -40,7 +56,10 @@ async fn require_token(
         .map(str::trim);
     let expected = state.config.server.admin_token.expose();
     match presented {
-        Some(t) if bool::from(t.as_bytes().ct_eq(expected)) => Ok(next.run(req).await),
+        Some(t) if bool::from(t.as_bytes().ct_eq(expected)) => {
+            req.extensions_mut().insert(Actor("admin".into()));
+            Ok(next.run(req).await)
+        }
         _ => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
@@ -49,7 +68,7 @@ async fn require_token(
     }
 }
 
-fn shop<'a>(state: &'a AppState, id: &str) -> Result<&'a ShopConfig, ApiError> {
+pub(crate) fn shop<'a>(state: &'a AppState, id: &str) -> Result<&'a ShopConfig, ApiError> {
     ShopId::new(id)
         .ok()
         .and_then(|id| state.shop(&id))
@@ -61,6 +80,24 @@ fn member_json(state: &AppState, shop: &ShopConfig, m: &Member) -> Result<Value,
         .ledger
         .balances(&shop.id, m)
         .map_err(|e| ApiError::storage(&e))?;
+    let lots = state
+        .ledger
+        .member_lots(&shop.id, &m.id)
+        .map_err(|e| ApiError::storage(&e))?;
+    let lots: Vec<Value> = lots
+        .lots
+        .iter()
+        .map(|l| {
+            json!({
+                "lot": l.id,
+                "earned_at": l.earned_at,
+                "points": l.remaining,
+                "original": l.original,
+                "pending_until": l.pending_until,
+                "expires_at": l.expires_at,
+            })
+        })
+        .collect();
     Ok(json!({
         "id": m.id,
         "shop": shop.id,
@@ -71,12 +108,18 @@ fn member_json(state: &AppState, shop: &ShopConfig, m: &Member) -> Result<Value,
         "tier": m.tier,
         "points": {"available": b.available, "pending": b.pending, "lifetime": b.lifetime},
         "identities": m.identities,
+        "lots": lots,
+        "last_activity_at": m.last_activity_at,
         "created_at": m.created_at,
         "updated_at": m.updated_at,
     }))
 }
 
-fn load_member(state: &AppState, shop: &ShopConfig, id: &str) -> Result<Member, ApiError> {
+pub(crate) fn load_member(
+    state: &AppState,
+    shop: &ShopConfig,
+    id: &str,
+) -> Result<Member, ApiError> {
     let not_found = || ApiError::not_found("unknown_member", "no such member");
     let id = MemberId::parse(id).ok_or_else(not_found)?;
     state
@@ -176,7 +219,14 @@ async fn ledger(
             json!({
                 "posting_id": p.seq,
                 "kind": p.kind,
-                "points": p.member_available_delta(),
+                "points": p.member_available_delta() + p.member_pending_delta(),
+                "available_delta": p.member_available_delta(),
+                "pending_delta": p.member_pending_delta(),
+                "actor": p.actor,
+                "reason": p.reason,
+                "reward": p.reward,
+                "shortfall": p.shortfall,
+                "lots": p.lots,
                 "occurred_at": p.occurred_at,
                 "recorded_at": p.recorded_at,
                 "order_id": p.order_id,

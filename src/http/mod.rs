@@ -6,6 +6,8 @@
 
 pub mod admin;
 pub mod error;
+pub mod reports;
+pub mod spend;
 pub mod webhooks;
 
 use std::collections::HashMap;

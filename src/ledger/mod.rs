@@ -513,3 +513,6 @@ fn get_json<T: DeserializeOwned>(tree: &sled::Tree, key: &[u8]) -> Result<Option
         None => Ok(None),
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests;

@@ -148,6 +148,7 @@ mod tests {
                 rounding,
             },
             policy: Default::default(),
+            rewards: Vec::new(),
         }
     }
 

@@ -55,6 +55,27 @@ pub struct RuleSet {
     pub earn: EarnRule,
     /// `[points]`: returns window, expiry, clawback policy.
     pub policy: LedgerPolicy,
+    /// `[[rewards]]`: what points can buy.
+    pub rewards: Vec<Reward>,
+}
+
+/// A reward in the catalogue.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reward {
+    /// Id used by the redemption API (`free-coffee`).
+    pub id: String,
+    /// Name shown to staff and members.
+    pub name: String,
+    /// Points it costs.
+    pub points: i64,
+}
+
+impl RuleSet {
+    /// A reward by id.
+    pub fn reward(&self, id: &str) -> Option<&Reward> {
+        self.rewards.iter().find(|r| r.id == id)
+    }
 }
 
 /// A rules file that cannot be used, with where the problem is.
@@ -77,6 +98,8 @@ struct RawRules {
     earn: Option<RawEarn>,
     #[serde(default)]
     points: RawPoints,
+    #[serde(default)]
+    rewards: Vec<Reward>,
 }
 
 #[derive(Deserialize, Default)]
@@ -194,7 +217,25 @@ impl RuleSet {
                 ))
             }
         };
+        let mut seen = std::collections::HashSet::new();
+        for (i, r) in raw.rewards.iter().enumerate() {
+            if r.id.trim().is_empty() || !seen.insert(r.id.clone()) {
+                return Err(err(
+                    &format!("rewards[{i}].id"),
+                    None,
+                    format!("{:?} is empty or used twice", r.id),
+                ));
+            }
+            if r.points <= 0 {
+                return Err(err(
+                    &format!("rewards[{i}].points"),
+                    None,
+                    "must be a positive number of points".into(),
+                ));
+            }
+        }
         Ok(RuleSet {
+            rewards: raw.rewards,
             earn: EarnRule {
                 points_per_unit: ppu,
                 rounding: earn.rounding.unwrap_or(Rounding::Floor),
