@@ -165,16 +165,19 @@ fn expire_member(
         ExpiryPolicy::Fixed { .. } => lots
             .lots
             .iter()
-            .filter(|l| !l.is_pending() && l.expires_at.is_some_and(|t| t <= now))
+            .filter(|l| {
+                !l.is_pending() && l.earned_at <= now && l.expires_at.is_some_and(|t| t <= now)
+            })
             .map(|l| l.id)
             .collect(),
         ExpiryPolicy::Inactivity { .. } => {
             let last = member.last_activity_at.unwrap_or(member.created_at);
             match policy.inactivity_deadline(last, timezone) {
+                // A job never acts on lots from after its own clock (`jobs run --at`).
                 Some(deadline) if deadline <= now => lots
                     .lots
                     .iter()
-                    .filter(|l| !l.is_pending())
+                    .filter(|l| !l.is_pending() && l.earned_at <= now)
                     .map(|l| l.id)
                     .collect(),
                 _ => Vec::new(),

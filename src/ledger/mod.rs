@@ -516,3 +516,6 @@ fn get_json<T: DeserializeOwned>(tree: &sled::Tree, key: &[u8]) -> Result<Option
 
 #[cfg(test)]
 pub(crate) mod tests;
+
+#[cfg(test)]
+mod proptests;

@@ -51,8 +51,19 @@ pub enum SpendOutcome {
 #[derive(Debug, Serialize, Deserialize)]
 struct StoredRequest {
     fingerprint: String,
-    result: SpendResult,
+    result: Stored,
 }
+
+/// A first answer kept for replays: the result, or the refusal for lack of points
+/// (so a retry with the same key gets the same 422, not a different outcome later).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+enum Stored {
+    Done(SpendResult),
+    Refused { needed: Points, available: Points },
+}
+
+type Attempt = Result<SpendOutcome, LedgerError>;
 
 /// A redemption request.
 #[derive(Debug, Clone)]
@@ -94,24 +105,40 @@ pub struct AdjustCommand<'a> {
     pub idempotency: Idempotency<'a>,
 }
 
-fn replay(tx: &Tx<'_>, idem: &Idempotency<'_>) -> TxResult<Option<SpendOutcome>> {
+fn replay(tx: &Tx<'_>, idem: &Idempotency<'_>) -> TxResult<Option<Attempt>> {
     let key = keys::api_idempotency(tx.shop, idem.key);
     match tx.get::<StoredRequest>(tx.index, &key)? {
-        Some(s) if s.fingerprint == idem.fingerprint => Ok(Some(SpendOutcome::Replayed(s.result))),
+        Some(s) if s.fingerprint == idem.fingerprint => Ok(Some(match s.result {
+            Stored::Done(r) => Ok(SpendOutcome::Replayed(r)),
+            Stored::Refused { needed, available } => {
+                Err(LedgerError::InsufficientPoints { needed, available })
+            }
+        })),
         Some(_) => Err(abort(LedgerError::IdempotencyConflict)),
         None => Ok(None),
     }
 }
 
-fn remember(tx: &Tx<'_>, idem: &Idempotency<'_>, result: &SpendResult) -> TxResult<()> {
+fn remember(tx: &Tx<'_>, idem: &Idempotency<'_>, result: Stored) -> TxResult<()> {
     tx.put(
         tx.index,
         &keys::api_idempotency(tx.shop, idem.key),
         &StoredRequest {
             fingerprint: idem.fingerprint.to_string(),
-            result: result.clone(),
+            result,
         },
     )
+}
+
+/// Record the refusal under the key (no posting) and answer it.
+fn refuse(
+    tx: &Tx<'_>,
+    idem: &Idempotency<'_>,
+    needed: Points,
+    available: Points,
+) -> TxResult<Attempt> {
+    remember(tx, idem, Stored::Refused { needed, available })?;
+    Ok(Err(LedgerError::InsufficientPoints { needed, available }))
 }
 
 impl Ledger {
@@ -127,7 +154,7 @@ impl Ledger {
                 "a redemption must spend points".into(),
             ));
         }
-        self.transact(cmd.shop, |tx| {
+        self.transact(cmd.shop, |tx| -> TxResult<Attempt> {
             if let Some(r) = replay(tx, &cmd.idempotency)? {
                 return Ok(r);
             }
@@ -137,10 +164,7 @@ impl Ledger {
             let available_acc = Account::MemberAvailable(member.id.clone());
             let available = tx.balance(&available_acc)?;
             if available < cmd.points {
-                return Err(abort(LedgerError::InsufficientPoints {
-                    needed: cmd.points,
-                    available,
-                }));
+                return refuse(tx, &cmd.idempotency, cmd.points, available);
             }
             let mut lots = tx.lots(&member.id)?;
             let (changes, taken) = lots.take_available(cmd.points);
@@ -210,9 +234,9 @@ impl Ledger {
                     pending_until: None,
                 },
             )?;
-            remember(tx, &cmd.idempotency, &result)?;
-            Ok(SpendOutcome::New(result))
-        })
+            remember(tx, &cmd.idempotency, Stored::Done(result.clone()))?;
+            Ok(Ok(SpendOutcome::New(result)))
+        })?
     }
 
     /// Add or remove points by hand, with a reason. Removing more than is available is
@@ -227,7 +251,7 @@ impl Ledger {
                 "an adjustment must move points".into(),
             ));
         }
-        self.transact(cmd.shop, |tx| {
+        self.transact(cmd.shop, |tx| -> TxResult<Attempt> {
             if let Some(r) = replay(tx, &cmd.idempotency)? {
                 return Ok(r);
             }
@@ -236,7 +260,8 @@ impl Ledger {
                 .ok_or_else(|| abort(LedgerError::UnknownMember))?;
             let available_acc = Account::MemberAvailable(member.id.clone());
             let mut lots = tx.lots(&member.id)?;
-            let seq = tx.next_seq()?;
+            // Numbered only once it is certain to post (the sequence has no gaps).
+            let seq = tx.journal_len_in_tx()? + 1;
             let (entries, changes) = if cmd.points.0 > 0 {
                 let (credit, changes) = tx.credit(
                     &member.id,
@@ -263,10 +288,7 @@ impl Ledger {
                 let want = -cmd.points;
                 let available = tx.balance(&available_acc)?;
                 if available < want {
-                    return Err(abort(LedgerError::InsufficientPoints {
-                        needed: want,
-                        available,
-                    }));
+                    return refuse(tx, &cmd.idempotency, want, available);
                 }
                 let (changes, taken) = lots.take_available(want);
                 if taken != want {
@@ -289,6 +311,9 @@ impl Ledger {
                     changes,
                 )
             };
+            if tx.next_seq()? != seq {
+                return Err(super::tx::invariant("sequence moved during an adjustment"));
+            }
             let posting = Posting {
                 seq,
                 member: member.id.clone(),
@@ -307,6 +332,8 @@ impl Ledger {
             };
             tx.post(&posting)?;
             tx.save_lots(&member.id, &lots)?;
+            // Staff touching the account counts as activity for inactivity expiry.
+            member.last_activity_at = Some(now);
             member.updated_at = now;
             tx.save_member(&member)?;
             let result = SpendResult {
@@ -327,8 +354,8 @@ impl Ledger {
                     pending_until: None,
                 },
             )?;
-            remember(tx, &cmd.idempotency, &result)?;
-            Ok(SpendOutcome::New(result))
-        })
+            remember(tx, &cmd.idempotency, Stored::Done(result.clone()))?;
+            Ok(Ok(SpendOutcome::New(result)))
+        })?
     }
 }

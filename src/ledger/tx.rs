@@ -67,6 +67,16 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// The last posting number used so far.
+    pub fn journal_len_in_tx(&self) -> TxResult<u64> {
+        match self.index.get(keys::seq(self.shop))? {
+            Some(b) => Ok(u64::from_be_bytes(
+                <[u8; 8]>::try_from(b.as_ref()).map_err(|_| invariant("corrupt sequence"))?,
+            )),
+            None => Ok(0),
+        }
+    }
+
     /// The next gap-free posting number of the shop (our own counter, not sled's
     /// `generate_id`, which skips numbers).
     pub fn next_seq(&self) -> TxResult<u64> {
