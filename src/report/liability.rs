@@ -89,6 +89,14 @@ fn rate(part: Points, whole: Points) -> Decimal {
     }
 }
 
+/// Round to the currency's minor unit and always show it (`0.00`, `5`, `1.250`).
+fn money(v: Decimal, shop: &ShopConfig) -> Decimal {
+    let dp = shop.currency.minor_units().unwrap_or(2);
+    let mut v = v.round_dp_with_strategy(dp, rust_decimal::RoundingStrategy::MidpointNearestEven);
+    v.rescale(dp);
+    v
+}
+
 /// Build the report for `shop` over `[from, to)`.
 pub fn liability(
     ledger: &Ledger,
@@ -199,7 +207,7 @@ pub fn liability(
         adjusted,
         closing_points: closing,
         point_value: shop.point_value,
-        closing_liability: (Decimal::from(closing.0) * shop.point_value).round_dp(2),
+        closing_liability: money(Decimal::from(closing.0) * shop.point_value, shop),
         breakage_rate: rate(total_expired, total_issued),
         cohorts: cohorts.into_values().collect(),
         ageing,

@@ -26,7 +26,7 @@ impl Setup {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("rules.toml"),
-            "[earn]\npoints_per_unit = \"1\"\nrounding = \"floor\"\n",
+            "[earn]\npoints_per_unit = \"1\"\nrounding = \"floor\"\n\n[points]\nexpiry = \"fixed\"\nexpiry_days = 365\n\n[[rewards]]\nid = \"free-coffee\"\nname = \"Free coffee\"\npoints = 5\n",
         )
         .unwrap();
         let config = format!(
@@ -194,6 +194,44 @@ pub async fn post_shopify(
         .unwrap();
     let status = resp.status().as_u16();
     (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+/// Run the `loyaltyd` binary with arguments; returns (success, stdout, stderr).
+pub fn run_cli(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_loyaltyd"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// POST JSON to an admin endpoint with the test token and an optional Idempotency-Key.
+pub async fn admin_post(
+    d: &Daemon,
+    path: &str,
+    key: Option<&str>,
+    body: &str,
+) -> (u16, serde_json::Value, bool) {
+    let mut req = client()
+        .post(d.url(path))
+        .bearer_auth(ADMIN_TOKEN)
+        .header("Content-Type", "application/json")
+        .body(body.to_string());
+    if let Some(k) = key {
+        req = req.header("Idempotency-Key", k);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let replayed = resp.headers().get("idempotent-replayed").is_some();
+    (
+        status,
+        resp.json().await.unwrap_or(serde_json::Value::Null),
+        replayed,
+    )
 }
 
 /// GET an admin endpoint with the test token.
