@@ -11,6 +11,8 @@
 //! - [`rules`]: a shop's rules file and the pure `score` function.
 //! - [`ledger`]: double-entry journal, balances, dedupe records and group commit in sled.
 //! - [`notify`]: the transactional outbox and the worker that delivers it.
+//! - [`report`]: liability report and journal export.
+//! - [`metrics`]: Prometheus counters and histograms.
 //! - [`member`], [`points`]: domain types (member ids, identities, points).
 //!
 //! POS adapters live in their own crates under `integrations/` (the SDK is
@@ -22,6 +24,7 @@ pub mod http;
 pub mod ingest;
 pub mod ledger;
 pub mod member;
+pub mod metrics;
 pub mod notify;
 pub mod points;
 pub mod report;

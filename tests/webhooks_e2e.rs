@@ -53,6 +53,22 @@ async fn a_signed_sale_sent_twice_is_counted_once_and_survives_a_restart() {
     assert_eq!(entries[0]["rule_ids"], serde_json::json!(["earn.base"]));
     assert_eq!(entries[0]["order_id"], "5812403339301");
 
+    // Metrics count what happened.
+    let metrics = client()
+        .get(d.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"loyaltyd_webhooks_total{adapter="shopify",outcome="applied"} 1"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains(r#"loyaltyd_webhooks_total{adapter="shopify",outcome="duplicate"} 1"#));
+    assert!(metrics.contains("loyaltyd_storage_flushes_total"));
+
     // The member is told, once.
     let line = format!("member {id} earned 11 points, balance 11");
     assert!(d.wait_for_line(|l| l.contains(&line)).is_some());

@@ -31,6 +31,8 @@ pub struct AppState {
     pub ledger: Ledger,
     /// Wakes the notifier after a commit.
     pub wakeup: Wakeup,
+    /// Prometheus metrics.
+    pub metrics: crate::metrics::Metrics,
     adapters: HashMap<(ShopId, &'static str), Arc<dyn Adapter>>,
 }
 
@@ -48,6 +50,7 @@ impl AppState {
             config,
             ledger,
             wakeup,
+            metrics: crate::metrics::Metrics::default(),
             adapters,
         }
     }
@@ -71,6 +74,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let timeout = state.config.server.request_timeout;
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
         .route("/webhooks/{shop}/{adapter}", post(webhooks::receive))
         .nest("/v1", admin::router(state.clone()))
         .fallback(|| async { error::ApiError::not_found("not_found", "no such endpoint") })
@@ -79,6 +83,18 @@ pub fn router(state: Arc<AppState>) -> Router {
             timeout,
         ))
         .with_state(state)
+}
+
+async fn metrics(
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+) -> impl axum::response::IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(state.ledger.commit_stats()),
+    )
 }
 
 async fn healthz() -> Json<serde_json::Value> {

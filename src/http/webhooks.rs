@@ -25,12 +25,46 @@ pub async fn receive(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    let started = std::time::Instant::now();
+    let known = state.config.shops.iter().any(|s| s.shopify.is_some()) && adapter_name == "shopify";
+    let label = if known {
+        adapter_name.clone()
+    } else {
+        "unknown".to_string()
+    };
+    let (result, outcome) = handle(&state, shop, &adapter_name, headers, body).await;
+    state.metrics.webhook(&label, outcome, started.elapsed());
+    result
+}
+
+async fn handle(
+    state: &Arc<AppState>,
+    shop: String,
+    adapter_name: &str,
+    headers: HeaderMap,
+    body: Body,
+) -> (Result<Response, ApiError>, &'static str) {
+    let r = receive_inner(state, shop, adapter_name, headers, body).await;
+    let outcome = match &r {
+        Ok((_, o)) => *o,
+        Err(e) => e.code,
+    };
+    (r.map(|(resp, _)| resp), outcome)
+}
+
+async fn receive_inner(
+    state: &Arc<AppState>,
+    shop: String,
+    adapter_name: &str,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(Response, &'static str), ApiError> {
     let shop_id =
         ShopId::new(shop).map_err(|_| ApiError::not_found("unknown_shop", "no such shop"))?;
     let shop = state
         .shop(&shop_id)
         .ok_or_else(|| ApiError::not_found("unknown_shop", "no such shop"))?;
-    let adapter = state.adapter(&shop_id, &adapter_name).ok_or_else(|| {
+    let adapter = state.adapter(&shop_id, adapter_name).ok_or_else(|| {
         ApiError::not_found(
             "unknown_adapter",
             "this shop has no adapter of that name configured",
@@ -78,8 +112,8 @@ pub async fn receive(
     )
     .await
     {
-        Ok(Applied::New(r)) => Ok(accepted(&r, false)),
-        Ok(Applied::Duplicate(r)) => Ok(accepted(&r, true)),
+        Ok(Applied::New(r)) => Ok((accepted(&r, false), outcome_name(&r))),
+        Ok(Applied::Duplicate(r)) => Ok((accepted(&r, true), "duplicate")),
         Err(IngestError::Signature(e)) => {
             tracing::warn!(shop = %shop.id, adapter = adapter.name(), reason = %e, "webhook rejected: signature");
             Err(ApiError::new(
@@ -93,6 +127,16 @@ pub async fn receive(
             Err(ApiError::bad_request("malformed_event", e.to_string()))
         }
         Err(IngestError::Storage(e)) => Err(ApiError::storage(&e)),
+    }
+}
+
+fn outcome_name(r: &DeliveryRecord) -> &'static str {
+    match r.outcome {
+        DeliveryOutcome::Applied { .. } => "applied",
+        DeliveryOutcome::Reversed { .. } => "reversed",
+        DeliveryOutcome::AlreadyScored { .. } => "already_scored",
+        DeliveryOutcome::Deferred { .. } => "deferred",
+        DeliveryOutcome::Ignored { .. } => "ignored",
     }
 }
 

@@ -1,0 +1,99 @@
+//! Prometheus metrics (`GET /metrics`, text format), with `prometheus-client`.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use crate::ledger::commit::CommitStats;
+
+/// Labels of a webhook request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WebhookLabels {
+    /// Adapter name (or `unknown`).
+    pub adapter: String,
+    /// What happened: `applied`, `duplicate`, `ignored`, `reversed`, `rejected_signature`, …
+    pub outcome: String,
+}
+
+/// The daemon's metrics.
+pub struct Metrics {
+    registry: Registry,
+    webhooks: Family<WebhookLabels, Counter>,
+    webhook_seconds: Family<WebhookLabels, Histogram>,
+    flushes: Counter,
+    flushed_writers: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("loyaltyd");
+        let webhooks = Family::<WebhookLabels, Counter>::default();
+        let webhook_seconds = Family::<WebhookLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.000_25, 2.0, 16))
+        });
+        let flushes = Counter::default();
+        let flushed_writers = Counter::default();
+        registry.register(
+            "webhooks",
+            "Webhook requests by adapter and outcome",
+            webhooks.clone(),
+        );
+        registry.register(
+            "webhook_duration_seconds",
+            "Time from request to answer, including the durable flush",
+            webhook_seconds.clone(),
+        );
+        registry.register(
+            "storage_flushes",
+            "Group-commit flushes of sled",
+            flushes.clone(),
+        );
+        registry.register(
+            "storage_flushed_writers",
+            "Writers made durable by group-commit flushes (divide by flushes for the batch size)",
+            flushed_writers.clone(),
+        );
+        Metrics {
+            registry,
+            webhooks,
+            webhook_seconds,
+            flushes,
+            flushed_writers,
+        }
+    }
+}
+
+impl Metrics {
+    /// Count one webhook request.
+    pub fn webhook(&self, adapter: &str, outcome: &str, took: Duration) {
+        let labels = WebhookLabels {
+            adapter: adapter.to_string(),
+            outcome: outcome.to_string(),
+        };
+        self.webhooks.get_or_create(&labels).inc();
+        self.webhook_seconds
+            .get_or_create(&labels)
+            .observe(took.as_secs_f64());
+    }
+
+    /// The text exposition, with storage counters brought up to date.
+    pub fn render(&self, commit: Option<&CommitStats>) -> String {
+        if let Some(c) = commit {
+            let f = c.flushes.load(Ordering::Relaxed);
+            self.flushes.inc_by(f.saturating_sub(self.flushes.get()));
+            let w = c.waiters.load(Ordering::Relaxed);
+            self.flushed_writers
+                .inc_by(w.saturating_sub(self.flushed_writers.get()));
+        }
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
