@@ -67,6 +67,10 @@ pub struct ServerConfig {
 pub struct StorageConfig {
     /// The sled directory (relative paths are relative to the working directory).
     pub path: PathBuf,
+    /// `durable_acks` (default true): answer webhooks only after a flush. `false` is
+    /// for benchmarking the cost of durability only — acknowledged events can then be
+    /// lost in a crash.
+    pub durable_acks: bool,
 }
 
 /// `[notify]`
@@ -142,6 +146,7 @@ struct RawServer {
 #[serde(deny_unknown_fields)]
 struct RawStorage {
     path: Option<String>,
+    durable_acks: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -382,6 +387,7 @@ fn validate(
         },
         storage: StorageConfig {
             path: PathBuf::from(storage_path),
+            durable_acks: raw.storage.durable_acks.unwrap_or(true),
         },
         notify: NotifyConfig {
             console_file: raw.notify.console.file.map(PathBuf::from),

@@ -36,6 +36,7 @@ pub async fn ingest(
     wakeup: &Wakeup,
     req: &RawRequest,
     now: DateTime<Utc>,
+    durable_acks: bool,
 ) -> Result<Applied, IngestError> {
     adapter.verify(req)?;
     let parsed = adapter.parse(req)?;
@@ -153,7 +154,9 @@ pub async fn ingest(
     };
     // Always wait for durability, duplicates included: the original delivery may be
     // committed in memory by a concurrent request whose flush has not finished yet.
-    ledger.durable().await?;
+    if durable_acks {
+        ledger.durable().await?;
+    }
     if matches!(applied, Applied::New(_)) {
         wakeup.wake();
     }

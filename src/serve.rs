@@ -40,6 +40,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let shops: Vec<String> = config.shops.iter().map(|s| s.id.to_string()).collect();
     tracing::info!(%addr, shops = ?shops, storage = %config.storage.path.display(), "loyaltyd started");
+    if !config.storage.durable_acks {
+        tracing::warn!("storage.durable_acks = false: webhooks are acknowledged before they are on disk (benchmarking only)");
+    }
     // Tests and scripts read this line to learn the port when `listen` uses port 0.
     {
         let mut out = std::io::stdout().lock();

@@ -109,6 +109,7 @@ async fn receive_inner(
         &state.wakeup,
         &req,
         chrono::Utc::now(),
+        state.config.storage.durable_acks,
     )
     .await
     {

@@ -13,6 +13,9 @@ use tokio::sync::{mpsc, oneshot};
 
 type Waiter = oneshot::Sender<Result<(), String>>;
 
+/// Scheduler turns the flusher waits for more writers before flushing.
+const GATHER_TURNS: usize = 4;
+
 /// Handle to the flusher task.
 #[derive(Clone)]
 pub struct GroupCommit {
@@ -43,8 +46,13 @@ impl GroupCommit {
         tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
                 let mut batch = vec![first];
-                while let Ok(w) = rx.try_recv() {
-                    batch.push(w);
+                // Let requests already running reach the queue before flushing: a few
+                // scheduler turns cost microseconds and save whole fsyncs.
+                for _ in 0..GATHER_TURNS {
+                    tokio::task::yield_now().await;
+                    while let Ok(w) = rx.try_recv() {
+                        batch.push(w);
+                    }
                 }
                 let db = db.clone();
                 let result = match tokio::task::spawn_blocking(move || db.flush()).await {

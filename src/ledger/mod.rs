@@ -470,7 +470,12 @@ impl Ledger {
         ] {
             for item in self.db.open_tree(tree)?.iter() {
                 let (_, v) = item?;
-                let m: crate::notify::outbox::OutboxMessage = serde_json::from_slice(&v)?;
+                #[derive(Deserialize)]
+                struct Announces {
+                    shop: ShopId,
+                    posting_id: u64,
+                }
+                let m: Announces = serde_json::from_slice(&v)?;
                 out.push((m.shop, m.posting_id));
             }
         }

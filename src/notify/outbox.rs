@@ -57,6 +57,20 @@ pub struct OutboxMessage {
     pub created_at: DateTime<Utc>,
 }
 
+/// What stays behind once a message was delivered (the full message is not kept
+/// twice): enough to show that every posting's notice went out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SentRecord {
+    /// Shop.
+    pub shop: ShopId,
+    /// Recipient.
+    pub member: MemberId,
+    /// The posting announced.
+    pub posting_id: u64,
+    /// When the sink accepted it.
+    pub sent_at: DateTime<Utc>,
+}
+
 /// Queue a message inside the caller's transaction.
 pub fn enqueue<E>(
     pending: &TransactionalTree,

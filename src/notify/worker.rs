@@ -11,7 +11,7 @@ use sled::transaction::ConflictableTransactionError;
 use sled::Transactional;
 use tokio::sync::{watch, Notify};
 
-use super::outbox::{OutboxMessage, PENDING_TREE, SENT_TREE};
+use super::outbox::{OutboxMessage, SentRecord, PENDING_TREE, SENT_TREE};
 use super::Sink;
 
 /// Handle to wake the worker after new messages were committed.
@@ -51,29 +51,66 @@ pub async fn run<S: Sink>(
 }
 
 async fn drain<S: Sink>(pending: &sled::Tree, sent: &sled::Tree, sink: &S) {
-    // Snapshot the keys first so the iterator does not race with new inserts.
-    let batch: Vec<(sled::IVec, sled::IVec)> = pending.iter().filter_map(Result::ok).collect();
-    for (key, value) in batch {
-        let msg: OutboxMessage = match serde_json::from_slice(&value) {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::error!(error = %e, "undecodable outbox message left in place");
-                continue;
-            }
-        };
-        if let Err(e) = sink.deliver(&msg).await {
-            tracing::warn!(message_id = msg.id, error = %e, "notification delivery failed; will retry");
-            // Keep order per member: stop this pass, retry later.
+    loop {
+        // Take a bounded batch, oldest first; new inserts land behind it.
+        let batch: Vec<(sled::IVec, sled::IVec)> = pending
+            .iter()
+            .take(DRAIN_BATCH)
+            .filter_map(Result::ok)
+            .collect();
+        if batch.is_empty() {
             return;
         }
+        let full = batch.len() == DRAIN_BATCH;
+        let mut delivered = Vec::with_capacity(batch.len());
+        let mut failed = false;
+        for (key, value) in batch {
+            let msg: OutboxMessage = match serde_json::from_slice(&value) {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::error!(error = %e, "undecodable outbox message left in place");
+                    continue;
+                }
+            };
+            if let Err(e) = sink.deliver(&msg).await {
+                tracing::warn!(message_id = msg.id, error = %e, "notification delivery failed; will retry");
+                // Keep order per member: stop this pass, retry later.
+                failed = true;
+                break;
+            }
+            let record = SentRecord {
+                shop: msg.shop.clone(),
+                member: msg.member.clone(),
+                posting_id: msg.posting_id,
+                sent_at: chrono::Utc::now(),
+            };
+            match serde_json::to_vec(&record) {
+                Ok(v) => delivered.push((key, v)),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot encode sent record");
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        // One transaction marks the whole batch sent: a crash before it re-delivers
+        // the batch (at-least-once towards the sink), never loses it.
         let moved = (pending, sent).transaction(|(p, s)| {
-            p.remove(&key)?;
-            s.insert(&key, &value)?;
+            for (key, value) in &delivered {
+                p.remove(key)?;
+                s.insert(key, value.as_slice())?;
+            }
             Ok::<(), ConflictableTransactionError<()>>(())
         });
         if let Err(e) = moved {
-            tracing::error!(message_id = msg.id, error = ?e, "could not mark message sent");
+            tracing::error!(error = ?e, "could not mark messages sent");
+            return;
+        }
+        if failed || !full {
             return;
         }
     }
 }
+
+/// Messages delivered before they are marked sent in one transaction.
+const DRAIN_BATCH: usize = 256;
