@@ -17,6 +17,7 @@ DURATION=${DURATION:-20}
 CONCURRENCY=${CONCURRENCY:-64}
 MEMBERS=${MEMBERS:-1000}
 DAEMON_PORT=${DAEMON_PORT:-18282}
+ND_PORT=${ND_PORT:-18283}
 BARE_PORT=${BARE_PORT:-19090}
 SECRET=bench-shopify-secret
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
@@ -40,12 +41,13 @@ done
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/loyaltyd-bench.XXXXXX")
 DAEMON_PID=""
 BARE_PID=""
+ND_PID=""
 cleanup() {
     local rc=$?
-    for p in $DAEMON_PID $BARE_PID; do
+    for p in $DAEMON_PID $BARE_PID $ND_PID; do
         kill -TERM "$p" 2>/dev/null || true
     done
-    for p in $DAEMON_PID $BARE_PID; do
+    for p in $DAEMON_PID $BARE_PID $ND_PID; do
         for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
         kill -9 "$p" 2>/dev/null || true
         wait "$p" 2>/dev/null || true
@@ -89,6 +91,10 @@ rules = "rules.toml"
 webhook_secret = "$SECRET"
 EOF
 
+# The same daemon acknowledging before the flush: what durability costs.
+sed -e "s|127.0.0.1:$DAEMON_PORT|127.0.0.1:$ND_PORT|" -e "s|path = \"$TMP/data\"|path = \"$TMP/data-nd\"\ndurable_acks = false|" \
+    "$TMP/loyaltyd.toml" >"$TMP/loyaltyd-nd.toml"
+
 wait_up() { # $1 = url, $2 = pid
     for _ in $(seq 1 300); do
         if curl -s -o /dev/null --max-time 1 "$1"; then return 0; fi
@@ -103,6 +109,9 @@ wait_up() { # $1 = url, $2 = pid
 BARE_PID=$!
 RUST_LOG=warn "$LOYALTYD" serve --config "$TMP/loyaltyd.toml" >"$TMP/daemon.log" 2>&1 &
 DAEMON_PID=$!
+RUST_LOG=error "$LOYALTYD" serve --config "$TMP/loyaltyd-nd.toml" >"$TMP/nodurable.log" 2>&1 &
+ND_PID=$!
+wait_up "http://127.0.0.1:$ND_PORT/healthz" "$ND_PID"
 wait_up "http://127.0.0.1:$BARE_PORT/" "$BARE_PID"
 wait_up "http://127.0.0.1:$DAEMON_PORT/healthz" "$DAEMON_PID"
 
@@ -114,10 +123,11 @@ median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]
 
 : >"$TMP/bare.results"
 : >"$TMP/daemon.results"
+: >"$TMP/nodurable.results"
 echo "== $RUNS x ${DURATION}s at concurrency $CONCURRENCY, $MEMBERS members, interleaved"
 for i in $(seq 1 "$RUNS"); do
-    for target in bare daemon; do
-        if [ "$target" = bare ]; then port=$BARE_PORT; else port=$DAEMON_PORT; fi
+    for target in bare daemon nodurable; do
+        case $target in bare) port=$BARE_PORT ;; daemon) port=$DAEMON_PORT ;; *) port=$ND_PORT ;; esac
         out="$TMP/$target-$i.out"
         "$LOADGEN" ${THREADS:+--threads "$THREADS"} run --url "http://127.0.0.1:$port" \
             --shop demo --secret "$SECRET" --members "$MEMBERS" \
@@ -125,7 +135,7 @@ for i in $(seq 1 "$RUNS"); do
             --id-prefix bench --seed 1 --run-id "$target$i" --no-retry >"$out" 2>&1
         r=$(grep '^RESULT ' "$out" | tail -n 1 | cut -d' ' -f2-)
         echo "$r" >>"$TMP/$target.results"
-        printf '%-6s run %d: %8.1f req/s  2xx %7s  non-2xx %-14s errors %s/%s/%s  p50 %7.3f  p90 %7.3f  p99 %7.3f  max %8.3f ms\n' \
+        printf '%-9s run %d: %8.1f req/s  2xx %7s  non-2xx %-14s errors %s/%s/%s  p50 %7.3f  p90 %7.3f  p99 %7.3f  max %8.3f ms\n' \
             "$target" "$i" "$(json_num throughput_rps "$r")" "$(json_num ok_2xx "$r")" \
             "$(printf '%s' "$r" | grep -o '"non_2xx":{[^}]*}' | cut -d: -f2-)" \
             "$(json_num connect "$r")" "$(json_num timeout "$r")" "$(json_num other "$r")" \
@@ -142,13 +152,18 @@ B_P50=$(col bare p50)
 D_P50=$(col daemon p50)
 B_P99=$(col bare p99)
 D_P99=$(col daemon p99)
+N_RPS=$(col nodurable ok_rps)
+N_P50=$(col nodurable p50)
+N_P99=$(col nodurable p99)
 echo
 echo "== medians of $RUNS runs (2xx/s; latency ms)"
 printf '%-8s %12s %10s %10s\n' target "2xx req/s" p50 p99
 printf '%-8s %12.1f %10.3f %10.3f\n' bare "$B_RPS" "$B_P50" "$B_P99"
 printf '%-8s %12.1f %10.3f %10.3f\n' daemon "$D_RPS" "$D_P50" "$D_P99"
+printf '%-8s %12.1f %10.3f %10.3f\n' no-flush "$N_RPS" "$N_P50" "$N_P99"
 awk -v b="$B_RPS" -v d="$D_RPS" -v bp="$B_P99" -v dp="$D_P99" 'BEGIN {
     printf "daemon/bare throughput ratio: %.3f (%.1f%% of bare)\n", (b > 0 ? d / b : 0), (b > 0 ? 100 * d / b : 0)
     printf "daemon/bare p99 ratio:        %.1fx\n", (bp > 0 ? dp / bp : 0)
 }'
-echo "BENCH {\"bare_rps\":$B_RPS,\"daemon_rps\":$D_RPS,\"bare_p50_ms\":$B_P50,\"daemon_p50_ms\":$D_P50,\"bare_p99_ms\":$B_P99,\"daemon_p99_ms\":$D_P99}"
+awk -v n="$N_RPS" -v d="$D_RPS" 'BEGIN { printf "durable/no-flush throughput:  %.1f%%\n", (n > 0 ? 100 * d / n : 0) }'
+echo "BENCH {\"bare_rps\":$B_RPS,\"daemon_rps\":$D_RPS,\"bare_p50_ms\":$B_P50,\"daemon_p50_ms\":$D_P50,\"bare_p99_ms\":$B_P99,\"daemon_p99_ms\":$D_P99,\"noflush_rps\":$N_RPS,\"noflush_p99_ms\":$N_P99}"

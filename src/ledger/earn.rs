@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use loyaltyd_adapter::ShopId;
 
-use super::journal::{Account, Entry, Posting, PostingKind};
+use super::journal::{Account, Entry, LotChange, Posting, PostingKind};
 use super::policy::LedgerPolicy;
 use super::reverse::{self, ReversalAmount};
 use super::tx::{invariant, Credit, Tx, TxResult};
@@ -107,8 +107,13 @@ fn earn(tx: &Tx<'_>, cmd: &EarnCommand<'_>, now: DateTime<Utc>) -> TxResult<Appl
                 pending_until,
                 expires_at: cmd.policy.lot_expiry(cmd.occurred_at, cmd.timezone),
                 earned_at: cmd.occurred_at,
+                day: cmd.occurred_at.with_timezone(&cmd.timezone).date_naive(),
             },
         )?;
+        let lot = changes.iter().find_map(|c| match c {
+            LotChange::Open { lot, .. } | LotChange::TopUp { lot, .. } => Some(*lot),
+            _ => None,
+        });
         let posting = Posting {
             seq,
             member: member.id.clone(),
@@ -154,7 +159,7 @@ fn earn(tx: &Tx<'_>, cmd: &EarnCommand<'_>, now: DateTime<Utc>) -> TxResult<Appl
             },
         )?;
         order.earn_seq = Some(seq);
-        order.lot = Some(seq);
+        order.lot = lot;
         order.earned = points;
         posting_id = Some(seq);
     }

@@ -129,6 +129,16 @@ pub enum LotChange {
         pending_until: Option<DateTime<Utc>>,
         /// Lapses then (fixed-term expiry); `None` for no expiry or inactivity expiry.
         expires_at: Option<DateTime<Utc>>,
+        /// The local day it was earned (points of one day share a lot).
+        #[serde(default)]
+        day: Option<chrono::NaiveDate>,
+    },
+    /// More points earned the same local day, on the same terms, added to its lot.
+    TopUp {
+        /// Lot id.
+        lot: u64,
+        /// Points added.
+        amount: Points,
     },
     /// Points taken out of a lot (redeemed, reversed, expired, or paying a debt).
     Take {

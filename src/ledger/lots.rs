@@ -23,6 +23,9 @@ pub struct Lot {
     pub pending_until: Option<DateTime<Utc>>,
     /// Lapses then, under a fixed-term policy.
     pub expires_at: Option<DateTime<Utc>>,
+    /// The local day it was earned.
+    #[serde(default)]
+    pub day: Option<chrono::NaiveDate>,
     /// Points put in.
     pub original: Points,
     /// Points still in it.
@@ -64,6 +67,21 @@ impl MemberLots {
     /// the points actually taken.
     pub fn take_available(&mut self, amount: Points) -> (Vec<LotChange>, Points) {
         self.take_where(amount, |l| !l.is_pending())
+    }
+
+    /// The open lot that points earned on `day` with these terms join, if any.
+    pub fn same_day_lot(
+        &self,
+        day: chrono::NaiveDate,
+        pending_until: Option<DateTime<Utc>>,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Option<u64> {
+        self.lots
+            .iter()
+            .find(|l| {
+                l.day == Some(day) && l.pending_until == pending_until && l.expires_at == expires_at
+            })
+            .map(|l| l.id)
     }
 
     /// Take up to `amount` from pending lots, oldest first.
@@ -109,6 +127,7 @@ impl MemberLots {
                 amount,
                 pending_until,
                 expires_at,
+                day,
             } => {
                 if amount.0 <= 0 {
                     return Err(format!("lot {lot} opened with {amount} points"));
@@ -118,6 +137,7 @@ impl MemberLots {
                     earned_at,
                     pending_until: *pending_until,
                     expires_at: *expires_at,
+                    day: *day,
                     original: *amount,
                     remaining: *amount,
                 });
@@ -137,6 +157,18 @@ impl MemberLots {
                 }
                 l.remaining = l.remaining - *amount;
                 self.lots.retain(|l| l.remaining.0 > 0);
+            }
+            LotChange::TopUp { lot, amount } => {
+                let l = self
+                    .lots
+                    .iter_mut()
+                    .find(|l| l.id == *lot)
+                    .ok_or_else(|| format!("top-up of lot {lot} which is not open"))?;
+                if amount.0 <= 0 {
+                    return Err(format!("top-up of {amount} points to lot {lot}"));
+                }
+                l.original += *amount;
+                l.remaining += *amount;
             }
             LotChange::Mature { lot } => {
                 let l = self
@@ -164,6 +196,7 @@ mod tests {
             earned_at: Utc::now(),
             pending_until: pending.then(Utc::now),
             expires_at: None,
+            day: None,
             original: Points(n),
             remaining: Points(n),
         }

@@ -113,6 +113,11 @@ where
                         *h.taken.entry(p.kind).or_default() += *amount;
                     }
                 }
+                LotChange::TopUp { lot, amount } => {
+                    if let Some(h) = r.history.get_mut(lot) {
+                        h.original += *amount;
+                    }
+                }
                 LotChange::Mature { .. } => {}
             }
         }

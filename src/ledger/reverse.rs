@@ -359,6 +359,7 @@ fn return_redemptions(
                 pending_until: None,
                 expires_at: cmd.policy.lot_expiry(cmd.occurred_at, cmd.timezone),
                 earned_at: cmd.occurred_at,
+                day: cmd.occurred_at.with_timezone(&cmd.timezone).date_naive(),
             },
         )?;
         let posting = Posting {

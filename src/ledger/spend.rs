@@ -272,6 +272,7 @@ impl Ledger {
                         pending_until: None,
                         expires_at: cmd.policy.lot_expiry(now, cmd.timezone),
                         earned_at: now,
+                        day: now.with_timezone(&cmd.timezone).date_naive(),
                     },
                 )?;
                 (

@@ -27,6 +27,9 @@ pub(crate) fn invariant(msg: impl Into<String>) -> ConflictableTransactionError<
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Credit {
     pub amount: Points,
+    /// The local day earned: points of one day on the same terms share a lot, which
+    /// keeps a member's open lots few however often they buy.
+    pub day: chrono::NaiveDate,
     pub pending_until: Option<chrono::DateTime<chrono::Utc>>,
     pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
     pub earned_at: chrono::DateTime<chrono::Utc>,
@@ -178,6 +181,7 @@ impl Tx<'_> {
     ) -> TxResult<(Entry, Vec<LotChange>)> {
         let Credit {
             amount,
+            day,
             pending_until,
             expires_at,
             earned_at,
@@ -194,14 +198,21 @@ impl Tx<'_> {
         };
         let mut changes = Vec::new();
         if lot_amount.0 > 0 {
-            let open = LotChange::Open {
-                lot: seq,
-                amount: lot_amount,
-                pending_until,
-                expires_at,
+            let change = match lots.same_day_lot(day, pending_until, expires_at) {
+                Some(lot) => LotChange::TopUp {
+                    lot,
+                    amount: lot_amount,
+                },
+                None => LotChange::Open {
+                    lot: seq,
+                    amount: lot_amount,
+                    pending_until,
+                    expires_at,
+                    day: Some(day),
+                },
             };
-            lots.apply(&open, earned_at).map_err(invariant)?;
-            changes.push(open);
+            lots.apply(&change, earned_at).map_err(invariant)?;
+            changes.push(change);
         }
         Ok((Entry { account, amount }, changes))
     }
