@@ -70,12 +70,7 @@ pub fn member_posting(shop: &ShopId, m: &MemberId, id: u64) -> Vec<u8> {
     k
 }
 
-/// `balances`: shop, account key.
-pub fn balance(shop: &ShopId, account_key: &str) -> Vec<u8> {
-    join(&[shop.as_str().as_bytes(), account_key.as_bytes()])
-}
-
-/// `index`: the shop's journal sequence counter.
+/// `index`: the shop's state (journal sequence counter and program balances).
 pub fn seq(shop: &ShopId) -> Vec<u8> {
     join(&[b"s", shop.as_str().as_bytes()])
 }

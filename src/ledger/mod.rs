@@ -214,9 +214,7 @@ pub struct Ledger {
     members: sled::Tree,
     journal: sled::Tree,
     member_journal: sled::Tree,
-    balances: sled::Tree,
     outbox: sled::Tree,
-    lots: sled::Tree,
     commit: Option<GroupCommit>,
 }
 
@@ -250,9 +248,7 @@ impl Ledger {
             members: db.open_tree("members")?,
             journal: db.open_tree("journal")?,
             member_journal: db.open_tree("member_journal")?,
-            balances: db.open_tree("balances")?,
             outbox: db.open_tree(crate::notify::outbox::PENDING_TREE)?,
-            lots: db.open_tree("lots")?,
             commit: None,
             db,
         })
@@ -293,24 +289,14 @@ impl Ledger {
             &self.members,
             &self.journal,
             &self.member_journal,
-            &self.balances,
             &self.outbox,
-            &self.lots,
         )
-            .transaction(
-                |(index, members, journal, member_journal, balances, outbox, lots)| {
-                    f(&Tx {
-                        shop,
-                        index,
-                        members,
-                        journal,
-                        member_journal,
-                        balances,
-                        outbox,
-                        lots,
-                    })
-                },
-            );
+            .transaction(|(index, members, journal, member_journal, outbox)| {
+                let tx = Tx::new(shop, index, members, journal, member_journal, outbox);
+                let out = f(&tx)?;
+                tx.write_back()?;
+                Ok(out)
+            });
         Ok(r?)
     }
 
@@ -358,9 +344,21 @@ impl Ledger {
         }
     }
 
+    fn record(
+        &self,
+        shop: &ShopId,
+        id: &MemberId,
+    ) -> Result<Option<tx::MemberRecord>, LedgerError> {
+        get_json(&self.members, &keys::member(shop, id))
+    }
+
+    fn shop_state(&self, shop: &ShopId) -> Result<tx::ShopState, LedgerError> {
+        Ok(get_json(&self.index, &keys::seq(shop))?.unwrap_or_default())
+    }
+
     /// A member by id.
     pub fn member(&self, shop: &ShopId, id: &MemberId) -> Result<Option<Member>, LedgerError> {
-        get_json(&self.members, &keys::member(shop, id))
+        Ok(self.record(shop, id)?.map(|r| r.member))
     }
 
     /// The member an identity belongs to.
@@ -382,44 +380,44 @@ impl Ledger {
 
     /// A member's balances.
     pub fn balances(&self, shop: &ShopId, member: &Member) -> Result<Balances, LedgerError> {
+        let r = self.record(shop, &member.id)?;
         Ok(Balances {
-            available: self.account_balance(shop, &Account::MemberAvailable(member.id.clone()))?,
-            pending: self.account_balance(shop, &Account::MemberPending(member.id.clone()))?,
+            available: r.as_ref().map(|r| r.available).unwrap_or_default(),
+            pending: r.as_ref().map(|r| r.pending).unwrap_or_default(),
             lifetime: member.lifetime,
         })
     }
 
     /// Any account's balance.
     pub fn account_balance(&self, shop: &ShopId, account: &Account) -> Result<Points, LedgerError> {
-        Ok(decode_points(
-            self.balances
-                .get(keys::balance(shop, &account.key()))?
-                .as_deref(),
-        ))
+        Ok(match account {
+            Account::MemberAvailable(m) => self
+                .record(shop, m)?
+                .map(|r| r.available)
+                .unwrap_or_default(),
+            Account::MemberPending(m) => {
+                self.record(shop, m)?.map(|r| r.pending).unwrap_or_default()
+            }
+            program => self
+                .shop_state(shop)?
+                .balances
+                .get(&program.key())
+                .copied()
+                .unwrap_or_default(),
+        })
     }
 
     /// A member's open lots, oldest first.
     pub fn member_lots(&self, shop: &ShopId, member: &MemberId) -> Result<MemberLots, LedgerError> {
-        Ok(get_json(&self.lots, &keys::member(shop, member))?.unwrap_or_default())
+        Ok(MemberLots {
+            lots: self
+                .record(shop, member)?
+                .map(|r| r.lots)
+                .unwrap_or_default(),
+        })
     }
 
-    /// Every member with open lots in a shop, with those lots (for jobs and verify).
-    pub fn all_lots(&self, shop: &ShopId) -> Result<Vec<(MemberId, MemberLots)>, LedgerError> {
-        let prefix = keys::shop_prefix(shop);
-        let mut out = Vec::new();
-        for item in self.lots.scan_prefix(&prefix) {
-            let (k, v) = item?;
-            let id = std::str::from_utf8(&k[prefix.len()..])
-                .ok()
-                .and_then(MemberId::parse)
-                .ok_or_else(|| LedgerError::Invariant("corrupt lots key".into()))?;
-            out.push((id, serde_json::from_slice(&v)?));
-        }
-        Ok(out)
-    }
-
-    /// Every member of a shop.
-    pub fn all_members(&self, shop: &ShopId) -> Result<Vec<Member>, LedgerError> {
+    fn all_records(&self, shop: &ShopId) -> Result<Vec<tx::MemberRecord>, LedgerError> {
         let mut out = Vec::new();
         for item in self.members.scan_prefix(keys::shop_prefix(shop)) {
             let (_, v) = item?;
@@ -428,15 +426,36 @@ impl Ledger {
         Ok(out)
     }
 
-    /// Every stored balance of a shop, by account key.
+    /// Every member with open lots in a shop, with those lots (for jobs and verify).
+    pub fn all_lots(&self, shop: &ShopId) -> Result<Vec<(MemberId, MemberLots)>, LedgerError> {
+        Ok(self
+            .all_records(shop)?
+            .into_iter()
+            .filter(|r| !r.lots.is_empty())
+            .map(|r| (r.member.id, MemberLots { lots: r.lots }))
+            .collect())
+    }
+
+    /// Every member of a shop.
+    pub fn all_members(&self, shop: &ShopId) -> Result<Vec<Member>, LedgerError> {
+        Ok(self
+            .all_records(shop)?
+            .into_iter()
+            .map(|r| r.member)
+            .collect())
+    }
+
+    /// Every stored non-zero balance of a shop, by account key.
     pub fn all_balances(&self, shop: &ShopId) -> Result<Vec<(String, Points)>, LedgerError> {
-        let prefix = keys::shop_prefix(shop);
-        let mut out = Vec::new();
-        for item in self.balances.scan_prefix(&prefix) {
-            let (k, v) = item?;
-            let name = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
-            out.push((name, decode_points(Some(&v))));
+        let mut out: Vec<(String, Points)> = self.shop_state(shop)?.balances.into_iter().collect();
+        for r in self.all_records(shop)? {
+            out.push((
+                Account::MemberAvailable(r.member.id.clone()).key(),
+                r.available,
+            ));
+            out.push((Account::MemberPending(r.member.id.clone()).key(), r.pending));
         }
+        out.retain(|(_, b)| b.0 != 0);
         Ok(out)
     }
 
@@ -452,13 +471,7 @@ impl Ledger {
 
     /// Number of postings in the shop's journal (the last seq).
     pub fn journal_len(&self, shop: &ShopId) -> Result<u64, LedgerError> {
-        Ok(match self.index.get(keys::seq(shop))? {
-            Some(b) => u64::from_be_bytes(
-                <[u8; 8]>::try_from(b.as_ref())
-                    .map_err(|_| LedgerError::Invariant("corrupt sequence".into()))?,
-            ),
-            None => 0,
-        })
+        Ok(self.shop_state(shop)?.seq)
     }
 
     /// Ids of every outbox message (pending and sent) with the posting they announce.
@@ -502,13 +515,6 @@ impl Ledger {
             out.push(p);
         }
         Ok(out)
-    }
-}
-
-pub(crate) fn decode_points(bytes: Option<&[u8]>) -> Points {
-    match bytes.and_then(|b| <[u8; 8]>::try_from(b).ok()) {
-        Some(b) => Points(i64::from_be_bytes(b)),
-        None => Points::ZERO,
     }
 }
 

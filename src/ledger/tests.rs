@@ -523,8 +523,14 @@ fn verify_names_a_stored_balance_that_disagrees_with_the_journal() {
     let w = World::new(allow());
     w.earn("e1", "o1", "c1", &[("a", "10")]);
     let m = w.member("c1");
-    let key = keys::balance(&w.shop, &Account::MemberAvailable(m.id.clone()).key());
-    w.ledger.balances.insert(key, &11i64.to_be_bytes()).unwrap();
+    let key = keys::member(&w.shop, &m.id);
+    let mut record: tx::MemberRecord =
+        serde_json::from_slice(&w.ledger.members.get(&key).unwrap().unwrap()).unwrap();
+    record.available = Points(11);
+    w.ledger
+        .members
+        .insert(key, serde_json::to_vec(&record).unwrap())
+        .unwrap();
     let v = w.ledger.verify(&w.shop).unwrap();
     assert!(
         v.problems

@@ -2,8 +2,11 @@
 //! posting needs. The closure sled runs may be retried on conflict, so nothing here
 //! has side effects outside the transaction.
 
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+
 use loyaltyd_adapter::ShopId;
-use serde::{de::DeserializeOwned, Serialize};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 
 use super::journal::{Account, Entry, LotChange, Posting};
@@ -36,18 +39,55 @@ pub(crate) struct Credit {
 }
 
 /// The trees of one transaction, bound to one shop.
+///
+/// A member's record, lots and balances, and the shop's sequence counter and program
+/// balances, are each ONE sled value: they are read once into the caches below,
+/// changed there, and written back once when the transaction's work is done
+/// ([`Tx::write_back`]). Fewer keys per sale is most of what sled costs.
 pub(crate) struct Tx<'a> {
     pub shop: &'a ShopId,
     pub index: &'a TransactionalTree,
     pub members: &'a TransactionalTree,
     pub journal: &'a TransactionalTree,
     pub member_journal: &'a TransactionalTree,
-    pub balances: &'a TransactionalTree,
     pub outbox: &'a TransactionalTree,
-    pub lots: &'a TransactionalTree,
+    pub(crate) states: RefCell<HashMap<MemberId, MemberState>>,
+    pub(crate) shop_state: RefCell<Option<(ShopState, bool)>>,
 }
 
-impl Tx<'_> {
+/// A member's stored record: who, what they hold, and their open lots.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MemberRecord {
+    /// The member.
+    pub member: Member,
+    /// Available balance.
+    pub available: Points,
+    /// Pending balance.
+    pub pending: Points,
+    /// Open lots, oldest first.
+    #[serde(default)]
+    pub lots: Vec<super::lots::Lot>,
+}
+
+/// A shop's journal counter and program account balances.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ShopState {
+    /// Last posting number used.
+    pub seq: u64,
+    /// Program account balances by account key (`program/issued`, …).
+    pub balances: BTreeMap<String, Points>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct MemberState {
+    member: Option<Member>,
+    lots: MemberLots,
+    available: Points,
+    pending: Points,
+    dirty: bool,
+}
+
+impl<'a> Tx<'a> {
     pub fn get<T: DeserializeOwned>(
         &self,
         tree: &TransactionalTree,
@@ -70,61 +110,132 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Build over the trees of one transaction attempt.
+    pub fn new(
+        shop: &'a ShopId,
+        index: &'a TransactionalTree,
+        members: &'a TransactionalTree,
+        journal: &'a TransactionalTree,
+        member_journal: &'a TransactionalTree,
+        outbox: &'a TransactionalTree,
+    ) -> Tx<'a> {
+        Tx {
+            shop,
+            index,
+            members,
+            journal,
+            member_journal,
+            outbox,
+            states: RefCell::default(),
+            shop_state: RefCell::default(),
+        }
+    }
+
+    fn with_shop<T>(&self, f: impl FnOnce(&mut ShopState, &mut bool) -> T) -> TxResult<T> {
+        let mut cell = self.shop_state.borrow_mut();
+        if cell.is_none() {
+            let st: ShopState = self
+                .get(self.index, &keys::seq(self.shop))?
+                .unwrap_or_default();
+            *cell = Some((st, false));
+        }
+        match cell.as_mut() {
+            Some((st, dirty)) => Ok(f(st, dirty)),
+            None => Err(invariant("shop state missing")),
+        }
+    }
+
+    fn with_member<T>(&self, id: &MemberId, f: impl FnOnce(&mut MemberState) -> T) -> TxResult<T> {
+        let mut states = self.states.borrow_mut();
+        if !states.contains_key(id) {
+            let st = match self.get::<MemberRecord>(self.members, &keys::member(self.shop, id))? {
+                Some(r) => MemberState {
+                    member: Some(r.member),
+                    lots: MemberLots { lots: r.lots },
+                    available: r.available,
+                    pending: r.pending,
+                    dirty: false,
+                },
+                None => MemberState::default(),
+            };
+            states.insert(id.clone(), st);
+        }
+        match states.get_mut(id) {
+            Some(st) => Ok(f(st)),
+            None => Err(invariant("member state missing")),
+        }
+    }
+
+    /// Write every changed member record and the shop state back, once each.
+    pub fn write_back(&self) -> TxResult<()> {
+        for (id, st) in self.states.borrow().iter() {
+            if !st.dirty {
+                continue;
+            }
+            let member = st
+                .member
+                .clone()
+                .ok_or_else(|| invariant(format!("postings for member {id} without a record")))?;
+            let record = MemberRecord {
+                member,
+                available: st.available,
+                pending: st.pending,
+                lots: st.lots.lots.clone(),
+            };
+            self.put(self.members, &keys::member(self.shop, id), &record)?;
+        }
+        if let Some((st, true)) = self.shop_state.borrow().as_ref() {
+            self.put(self.index, &keys::seq(self.shop), st)?;
+        }
+        Ok(())
+    }
+
     /// The last posting number used so far.
     pub fn journal_len_in_tx(&self) -> TxResult<u64> {
-        match self.index.get(keys::seq(self.shop))? {
-            Some(b) => Ok(u64::from_be_bytes(
-                <[u8; 8]>::try_from(b.as_ref()).map_err(|_| invariant("corrupt sequence"))?,
-            )),
-            None => Ok(0),
-        }
+        self.with_shop(|st, _| st.seq)
     }
 
     /// The next gap-free posting number of the shop (our own counter, not sled's
     /// `generate_id`, which skips numbers).
     pub fn next_seq(&self) -> TxResult<u64> {
-        let key = keys::seq(self.shop);
-        let cur = match self.index.get(&key)? {
-            Some(b) => u64::from_be_bytes(
-                <[u8; 8]>::try_from(b.as_ref()).map_err(|_| invariant("corrupt sequence"))?,
-            ),
-            None => 0,
-        };
-        let next = cur + 1;
-        self.index.insert(key, &next.to_be_bytes())?;
-        Ok(next)
+        self.with_shop(|st, dirty| {
+            st.seq += 1;
+            *dirty = true;
+            st.seq
+        })
     }
 
     pub fn balance(&self, account: &Account) -> TxResult<Points> {
-        Ok(super::decode_points(
-            self.balances
-                .get(keys::balance(self.shop, &account.key()))?
-                .as_deref(),
-        ))
+        match account {
+            Account::MemberAvailable(m) => self.with_member(m, |st| st.available),
+            Account::MemberPending(m) => self.with_member(m, |st| st.pending),
+            program => {
+                let key = program.key();
+                self.with_shop(|st, _| st.balances.get(&key).copied().unwrap_or_default())
+            }
+        }
     }
 
     pub fn member(&self, id: &MemberId) -> TxResult<Option<Member>> {
-        self.get(self.members, &keys::member(self.shop, id))
+        self.with_member(id, |st| st.member.clone())
     }
 
     pub fn save_member(&self, m: &Member) -> TxResult<()> {
-        self.put(self.members, &keys::member(self.shop, &m.id), m)
+        self.with_member(&m.id, |st| {
+            st.member = Some(m.clone());
+            st.dirty = true;
+        })
     }
 
     pub fn lots(&self, member: &MemberId) -> TxResult<MemberLots> {
-        Ok(self
-            .get(self.lots, &keys::member(self.shop, member))?
-            .unwrap_or_default())
+        self.with_member(member, |st| st.lots.clone())
     }
 
     pub fn save_lots(&self, member: &MemberId, lots: &MemberLots) -> TxResult<()> {
-        let key = keys::member(self.shop, member);
-        if lots.lots.is_empty() {
-            self.lots.remove(key)?;
-            Ok(())
-        } else {
-            self.put(self.lots, &key, lots)
-        }
+        self.with_member(member, |st| {
+            st.lots = lots.clone();
+            st.dirty = true;
+        })
     }
 
     /// Append a balanced posting and update the balances of its accounts.
@@ -145,12 +256,26 @@ impl Tx<'_> {
             &[],
         )?;
         for e in &posting.entries {
-            let key = keys::balance(self.shop, &e.account.key());
-            let old = super::decode_points(self.balances.get(&key)?.as_deref());
-            let new = old.checked_add(e.amount).ok_or_else(|| {
-                invariant(format!("balance of {} would overflow", e.account.key()))
-            })?;
-            self.balances.insert(key, &new.0.to_be_bytes())?;
+            let overflow = || invariant(format!("balance of {} would overflow", e.account.key()));
+            match &e.account {
+                Account::MemberAvailable(m) => self.with_member(m, |st| {
+                    st.dirty = true;
+                    st.available.checked_add(e.amount).map(|v| st.available = v)
+                })?,
+                Account::MemberPending(m) => self.with_member(m, |st| {
+                    st.dirty = true;
+                    st.pending.checked_add(e.amount).map(|v| st.pending = v)
+                })?,
+                program => {
+                    let key = program.key();
+                    self.with_shop(|st, dirty| {
+                        *dirty = true;
+                        let b = st.balances.entry(key).or_default();
+                        b.checked_add(e.amount).map(|v| *b = v)
+                    })?
+                }
+            }
+            .ok_or_else(overflow)?;
         }
         Ok(())
     }
