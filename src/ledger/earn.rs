@@ -116,6 +116,7 @@ fn earn(tx: &Tx<'_>, cmd: &EarnCommand<'_>, now: DateTime<Utc>) -> TxResult<Appl
         });
         let posting = Posting {
             seq,
+            shop: tx.shop.clone(),
             member: member.id.clone(),
             kind: PostingKind::Earn,
             entries: vec![

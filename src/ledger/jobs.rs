@@ -109,6 +109,7 @@ fn mature_member(
     let first = due.first().map(|d| d.0).unwrap_or_default();
     let posting = Posting {
         seq,
+        shop: tx.shop.clone(),
         member: member_id.clone(),
         kind: PostingKind::Mature,
         entries: vec![
@@ -198,6 +199,7 @@ fn expire_member(
     let available_acc = Account::MemberAvailable(member_id.clone());
     let posting = Posting {
         seq,
+        shop: tx.shop.clone(),
         member: member_id.clone(),
         kind: PostingKind::Expire,
         entries: vec![

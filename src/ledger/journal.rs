@@ -159,6 +159,8 @@ pub enum LotChange {
 pub struct Posting {
     /// Gap-free sequence number within the shop, from 1.
     pub seq: u64,
+    /// The shop whose journal it is in.
+    pub shop: loyaltyd_adapter::ShopId,
     /// The member concerned.
     pub member: MemberId,
     /// Why.

@@ -297,6 +297,7 @@ pub(crate) fn claw_back(
     }
     let posting = Posting {
         seq,
+        shop: tx.shop.clone(),
         member: member.id.clone(),
         kind: PostingKind::Reverse,
         entries,
@@ -364,6 +365,7 @@ fn return_redemptions(
         )?;
         let posting = Posting {
             seq,
+            shop: tx.shop.clone(),
             member: member.id.clone(),
             kind: PostingKind::RedemptionReturn,
             entries: vec![

@@ -177,6 +177,7 @@ impl Ledger {
             let seq = tx.next_seq()?;
             let posting = Posting {
                 seq,
+                shop: tx.shop.clone(),
                 member: member.id.clone(),
                 kind: PostingKind::Redeem,
                 entries: vec![
@@ -317,6 +318,7 @@ impl Ledger {
             }
             let posting = Posting {
                 seq,
+                shop: tx.shop.clone(),
                 member: member.id.clone(),
                 kind: PostingKind::Adjust,
                 entries,

@@ -30,8 +30,12 @@ impl Ledger {
             .map(|(_, p)| p)
             .collect();
         let mut missing_notice = Vec::new();
+        let mut v_shop = Vec::new();
         let mut total = Points::ZERO;
         for p in &postings {
+            if &p.shop != shop {
+                v_shop.push(p.seq);
+            }
             total += p.entries.iter().fold(Points::ZERO, |a, e| a + e.amount);
             let should_notify = !(p.kind == PostingKind::Reverse
                 && p.member_available_delta().0 == 0
@@ -45,6 +49,12 @@ impl Ledger {
             postings: r.postings,
             problems: r.problems,
         };
+        if let Some(first) = v_shop.first() {
+            v.problems.push(format!(
+                "{} posting(s) name another shop (first: {first})",
+                v_shop.len()
+            ));
+        }
         if total.0 != 0 {
             v.problems
                 .push(format!("the whole journal sums to {total}, not 0"));
