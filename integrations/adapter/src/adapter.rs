@@ -109,6 +109,25 @@ pub enum ParseError {
     },
 }
 
+/// Why an event could not be completed from the sender's API (see [`Adapter::enrich`]).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EnrichError {
+    /// Worth trying again later (timeout, connection refused, 429, 5xx). The daemon
+    /// keeps the event durably and retries with backoff; it is never scored without
+    /// the data it lacks.
+    #[error("temporarily unavailable: {0}")]
+    Retryable(String),
+    /// Will not succeed (401/403/404 from the sender's API, malformed answer). The
+    /// event is recorded as rejected with this reason.
+    #[error("cannot complete the event: {0}")]
+    Permanent(String),
+}
+
+/// The future returned by [`Adapter::enrich`].
+pub type EnrichFuture<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<EventEnvelope, EnrichError>> + Send + 'a>,
+>;
+
 /// One point-of-sale system's webhook dialect.
 ///
 /// An adapter instance is built per shop with that shop's secrets, so `verify` needs
@@ -123,4 +142,17 @@ pub trait Adapter: Send + Sync {
 
     /// Map a verified request to a canonical event, or say why it is ignored.
     fn parse(&self, request: &RawRequest) -> Result<Parsed, ParseError>;
+
+    /// Whether `event` must be completed from the sender's API before it can be scored
+    /// (e.g. a Square payment whose line items live in the Orders API). Pure: no I/O.
+    fn needs_enrichment(&self, _event: &EventEnvelope) -> bool {
+        false
+    }
+
+    /// Complete an event from the sender's API (called only when
+    /// [`Adapter::needs_enrichment`] says so, possibly again later after a
+    /// [`EnrichError::Retryable`]). The default returns the event unchanged.
+    fn enrich(&self, event: EventEnvelope) -> EnrichFuture<'_> {
+        Box::pin(async move { Ok(event) })
+    }
 }

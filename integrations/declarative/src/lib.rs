@@ -1,0 +1,1 @@
+//! Adapters defined in TOML (work in progress).

@@ -1,0 +1,1 @@
+//! Square webhooks → loyaltyd canonical events (work in progress).
