@@ -101,6 +101,7 @@ async fn receive_inner(
         shop: shop_id,
         headers,
         body: bytes,
+        received_at: chrono::Utc::now(),
     };
     match ingest(
         &state.ledger,

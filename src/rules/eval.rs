@@ -129,6 +129,7 @@ mod tests {
     fn sale(lines: Vec<SaleLine>, taxes_included: bool) -> Sale {
         Sale {
             order_id: "o".into(),
+            source_order_id: None,
             customer: None,
             currency: "USD".parse().unwrap(),
             lines,

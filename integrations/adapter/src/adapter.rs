@@ -15,6 +15,9 @@ pub struct RawRequest {
     pub headers: HeaderMap,
     /// The body, byte for byte.
     pub body: Bytes,
+    /// When loyaltyd received it (adapters compare it with the sender's timestamp for
+    /// replay protection; they never read the clock themselves).
+    pub received_at: chrono::DateTime<chrono::Utc>,
 }
 
 impl RawRequest {
@@ -24,7 +27,8 @@ impl RawRequest {
     /// use loyaltyd_adapter::{RawRequest, ShopId};
     /// let mut headers = http::HeaderMap::new();
     /// headers.insert("X-Shopify-Topic", "orders/paid".parse().unwrap());
-    /// let req = RawRequest { shop: ShopId::new("demo").unwrap(), headers, body: Default::default() };
+    /// let req = RawRequest { shop: ShopId::new("demo").unwrap(), headers, body: Default::default(),
+    ///     received_at: chrono::Utc::now() };
     /// assert_eq!(req.header("x-shopify-topic"), Some("orders/paid"));
     /// ```
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -88,6 +92,9 @@ pub enum VerifyError {
     /// The signature does not match the body under any configured secret.
     #[error("signature does not match")]
     Mismatch,
+    /// Correctly signed, but older than the replay tolerance allows.
+    #[error("event is too old: {0}")]
+    Stale(String),
 }
 
 /// Why a verified request could not be turned into an event. Answers 400.

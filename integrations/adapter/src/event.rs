@@ -182,8 +182,13 @@ pub enum PosEvent {
 /// A completed sale.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sale {
-    /// The sender's order id: a sale is scored at most once per order id.
+    /// The sender's order id: a sale is scored at most once per order id, and refunds
+    /// and cancellations name it.
     pub order_id: String,
+    /// The sender's separate order object, when `order_id` names something else (Square:
+    /// `order_id` is the payment id, this is the Orders API id to fetch line items from).
+    #[serde(default)]
+    pub source_order_id: Option<String>,
     /// Who bought; `None` for a guest checkout with no contact details.
     pub customer: Option<CustomerRef>,
     /// The currency every amount of this sale is in.

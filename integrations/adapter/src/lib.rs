@@ -33,7 +33,9 @@ pub mod adapter;
 pub mod event;
 pub mod signature;
 
-pub use adapter::{Adapter, EnrichError, EnrichFuture, ParseError, Parsed, RawRequest, VerifyError};
+pub use adapter::{
+    Adapter, EnrichError, EnrichFuture, ParseError, Parsed, RawRequest, VerifyError,
+};
 pub use event::{
     Cancel, Consent, Currency, CustomerRef, CustomerUpsert, EventEnvelope, Money, PosEvent, Refund,
     RefundLine, Sale, SaleLine, ShopId,

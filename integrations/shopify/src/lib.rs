@@ -30,7 +30,8 @@
 //! headers.insert("x-shopify-hmac-sha256", sig.parse().unwrap());
 //! headers.insert("x-shopify-topic", "products/update".parse().unwrap());
 //! headers.insert("x-shopify-webhook-id", "wh-1".parse().unwrap());
-//! let req = RawRequest { shop: ShopId::new("demo").unwrap(), headers, body: body.to_vec().into() };
+//! let req = RawRequest { shop: ShopId::new("demo").unwrap(), headers, body: body.to_vec().into(),
+//!     received_at: chrono::Utc::now() };
 //! adapter.verify(&req).unwrap();
 //! assert!(matches!(adapter.parse(&req).unwrap(), Parsed::Ignored { .. }));
 //! ```

@@ -158,6 +158,7 @@ impl Order {
         let customer = customer_ref(self.customer, self.email, self.phone);
         Ok(Sale {
             order_id: self.id.to_string(),
+            source_order_id: None,
             customer,
             currency,
             lines,

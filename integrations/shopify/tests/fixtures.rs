@@ -36,6 +36,7 @@ fn request(body: Vec<u8>, signature: &str, topic: &str, webhook_id: &str) -> Raw
         shop: ShopId::new("demo").unwrap(),
         headers,
         body: body.into(),
+        received_at: chrono::Utc::now(),
     }
 }
 
