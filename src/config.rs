@@ -101,6 +101,10 @@ pub struct ShopConfig {
     pub rules: RuleSet,
     /// `[shops.shopify]`, when the shop takes Shopify webhooks.
     pub shopify: Option<ShopifyConfig>,
+    /// `[shops.square]`, when the shop takes Square webhooks.
+    pub square: Option<SquareConfig>,
+    /// `[shops.<name>]` tables of declarative adapters.
+    pub declarative: Vec<DeclarativeShopConfig>,
 }
 
 /// `[shops.shopify]`
@@ -108,6 +112,48 @@ pub struct ShopConfig {
 pub struct ShopifyConfig {
     /// `webhook_secret`, plus any `previous_webhook_secrets` still accepted during a rotation.
     pub secrets: Vec<Secret>,
+    /// `earn_on`: `"paid"` (default, `orders/paid`) or `"create"` (`orders/create`).
+    pub earn_on_create: bool,
+    /// `replay_tolerance_secs`: deliveries triggered longer ago are refused (default
+    /// 6 hours, beyond Shopify's 4-hour retry window).
+    pub replay_tolerance: Duration,
+}
+
+/// `[shops.square]`
+#[derive(Debug, Clone)]
+pub struct SquareConfig {
+    /// `signature_key`, plus `previous_signature_keys` during a rotation.
+    pub signature_keys: Vec<Secret>,
+    /// `notification_url`: exactly as registered with Square (it is signed).
+    pub notification_url: String,
+    /// Orders API access, when `access_token` is set.
+    pub orders: Option<SquareOrdersConfig>,
+}
+
+/// Square Orders API settings (`[shops.square] access_token`, `orders_*`).
+#[derive(Debug, Clone)]
+pub struct SquareOrdersConfig {
+    /// `orders_base_url` (default `https://connect.squareup.com`).
+    pub base_url: String,
+    /// `access_token`.
+    pub access_token: Secret,
+    /// `square_version` (default `2026-05-20`).
+    pub square_version: String,
+    /// `orders_timeout_ms` (default 3000).
+    pub timeout: Duration,
+    /// `orders_retries` (default 2) before the event is queued for later.
+    pub retries: u32,
+}
+
+/// `[shops.<name>]` for a declarative adapter (e.g. `woocommerce`).
+#[derive(Debug, Clone)]
+pub struct DeclarativeShopConfig {
+    /// The adapter definition's name.
+    pub adapter: String,
+    /// `webhook_secret` + `previous_webhook_secrets`.
+    pub secrets: Vec<Secret>,
+    /// `notification_url`, for definitions that sign URL + body.
+    pub notification_url: Option<String>,
 }
 
 // ---- raw shape, as deserialised: everything optional so that errors name the key ----
@@ -163,7 +209,6 @@ struct RawConsole {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawShop {
     id: Option<String>,
     name: Option<String>,
@@ -173,6 +218,10 @@ struct RawShop {
     point_value: Option<String>,
     rules: Option<String>,
     shopify: Option<RawShopify>,
+    square: Option<RawSquare>,
+    /// Tables named after declarative adapters (`[shops.woocommerce]`).
+    #[serde(flatten)]
+    other: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -181,6 +230,31 @@ struct RawShopify {
     webhook_secret: Option<String>,
     #[serde(default)]
     previous_webhook_secrets: Vec<String>,
+    earn_on: Option<String>,
+    replay_tolerance_secs: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSquare {
+    signature_key: Option<String>,
+    #[serde(default)]
+    previous_signature_keys: Vec<String>,
+    notification_url: Option<String>,
+    access_token: Option<String>,
+    orders_base_url: Option<String>,
+    square_version: Option<String>,
+    orders_timeout_ms: Option<u64>,
+    orders_retries: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDeclarative {
+    webhook_secret: Option<String>,
+    #[serde(default)]
+    previous_webhook_secrets: Vec<String>,
+    notification_url: Option<String>,
 }
 
 impl Config {
@@ -361,9 +435,94 @@ fn validate(
                         .filter(|v| !v.trim().is_empty())
                         .map(Secret::new),
                 );
-                Some(ShopifyConfig { secrets })
+                let earn_on_create = match sh.earn_on.as_deref().unwrap_or("paid") {
+                    "paid" => false,
+                    "create" => true,
+                    other => {
+                        return Err(loc.err(
+                            &k("shopify.earn_on"),
+                            format!("{other:?} is not \"paid\" or \"create\""),
+                        ))
+                    }
+                };
+                Some(ShopifyConfig {
+                    secrets,
+                    earn_on_create,
+                    replay_tolerance: Duration::from_secs(
+                        sh.replay_tolerance_secs.unwrap_or(6 * 3600),
+                    ),
+                })
             }
         };
+        let square = match s.square {
+            None => None,
+            Some(sq) => {
+                let key = sq
+                    .signature_key
+                    .filter(|v| !v.trim().is_empty())
+                    .ok_or_else(|| loc.err(&k("square.signature_key"), "is required"))?;
+                let mut signature_keys = vec![Secret::new(key)];
+                signature_keys.extend(
+                    sq.previous_signature_keys
+                        .into_iter()
+                        .filter(|v| !v.trim().is_empty())
+                        .map(Secret::new),
+                );
+                let notification_url = sq
+                    .notification_url
+                    .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
+                    .ok_or_else(|| {
+                        loc.err(
+                            &k("square.notification_url"),
+                            "is required: the URL exactly as registered with Square (https://...)",
+                        )
+                    })?;
+                let orders = sq
+                    .access_token
+                    .filter(|t| !t.trim().is_empty())
+                    .map(|token| SquareOrdersConfig {
+                        base_url: sq
+                            .orders_base_url
+                            .unwrap_or_else(|| "https://connect.squareup.com".into())
+                            .trim_end_matches('/')
+                            .to_string(),
+                        access_token: Secret::new(token),
+                        square_version: sq.square_version.unwrap_or_else(|| "2026-05-20".into()),
+                        timeout: Duration::from_millis(sq.orders_timeout_ms.unwrap_or(3000)),
+                        retries: sq.orders_retries.unwrap_or(2),
+                    });
+                Some(SquareConfig {
+                    signature_keys,
+                    notification_url,
+                    orders,
+                })
+            }
+        };
+        let mut declarative = Vec::new();
+        for (name, value) in s.other {
+            let raw: RawDeclarative = serde_json::from_value(value).map_err(|e| {
+                loc.err(
+                    &k(&name),
+                    format!("unknown key, or not an adapter table with webhook_secret: {e}"),
+                )
+            })?;
+            let primary = raw
+                .webhook_secret
+                .filter(|v| !v.trim().is_empty())
+                .ok_or_else(|| loc.err(&k(&format!("{name}.webhook_secret")), "is required"))?;
+            let mut secrets = vec![Secret::new(primary)];
+            secrets.extend(
+                raw.previous_webhook_secrets
+                    .into_iter()
+                    .filter(|v| !v.trim().is_empty())
+                    .map(Secret::new),
+            );
+            declarative.push(DeclarativeShopConfig {
+                adapter: name,
+                secrets,
+                notification_url: raw.notification_url,
+            });
+        }
         shops.push(ShopConfig {
             name: s.name.unwrap_or_else(|| id.to_string()),
             id,
@@ -374,6 +533,8 @@ fn validate(
             rules_path,
             rules,
             shopify,
+            square,
+            declarative,
         });
     }
 

@@ -4,9 +4,12 @@
 //! Each step is a call into its own module; nothing here touches HTTP.
 
 use chrono::{DateTime, Utc};
-use loyaltyd_adapter::{Adapter, ParseError, Parsed, PosEvent, RawRequest, VerifyError};
+use loyaltyd_adapter::{
+    Adapter, EnrichError, EventEnvelope, ParseError, Parsed, PosEvent, RawRequest, VerifyError,
+};
 
 use crate::config::ShopConfig;
+use crate::ledger::customer::CustomerCommand;
 use crate::ledger::earn::EarnCommand;
 use crate::ledger::reverse::{ReversalCommand, ReversalKind};
 use crate::ledger::{Applied, Ledger, LedgerError};
@@ -28,6 +31,19 @@ pub enum IngestError {
     Storage(#[from] LedgerError),
 }
 
+/// What became of a webhook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Recorded (or recognised as a duplicate); durable when returned.
+    Done(Applied),
+    /// Accepted and kept durably, but waiting for data from the sender's API (e.g. a
+    /// Square order's line items); it is retried until it can be scored.
+    Queued {
+        /// Why it is waiting.
+        reason: String,
+    },
+}
+
 /// Run one raw webhook through the pipeline. Returns only once its effect is durable.
 pub async fn ingest(
     ledger: &Ledger,
@@ -37,118 +53,52 @@ pub async fn ingest(
     req: &RawRequest,
     now: DateTime<Utc>,
     durable_acks: bool,
-) -> Result<Applied, IngestError> {
+) -> Result<Outcome, IngestError> {
     adapter.verify(req)?;
     let parsed = adapter.parse(req)?;
-    let applied = match parsed {
+    let outcome = match parsed {
         Parsed::Ignored {
             event_id,
             kind,
             reason,
-        } => ledger.record_ignored(&shop.id, adapter.name(), &event_id, &kind, &reason, now)?,
+        } => Outcome::Done(ledger.record_ignored(
+            &shop.id,
+            adapter.name(),
+            &event_id,
+            &kind,
+            &reason,
+            now,
+        )?),
         Parsed::Event(envelope) => {
             if let Some(earlier) = ledger.delivery(&shop.id, adapter.name(), &envelope.event_id)? {
-                Applied::Duplicate(earlier)
-            } else {
-                let ignore = |kind: &str, reason: &str| {
-                    ledger.record_ignored(
+                Outcome::Done(Applied::Duplicate(earlier))
+            } else if let Some(waiting) =
+                ledger.queued(&shop.id, adapter.name(), &envelope.event_id)?
+            {
+                Outcome::Queued {
+                    reason: waiting.last_error,
+                }
+            } else if adapter.needs_enrichment(&envelope) {
+                match adapter.enrich((*envelope).clone()).await {
+                    Ok(complete) => {
+                        Outcome::Done(apply_event(ledger, shop, adapter.name(), &complete, now)?)
+                    }
+                    Err(EnrichError::Retryable(reason)) => {
+                        tracing::warn!(shop = %shop.id, adapter = adapter.name(), event = %envelope.event_id, %reason, "event queued until the sender's API answers");
+                        ledger.enqueue(&shop.id, adapter.name(), &envelope, &reason, now)?;
+                        Outcome::Queued { reason }
+                    }
+                    Err(EnrichError::Permanent(reason)) => Outcome::Done(ledger.record_ignored(
                         &shop.id,
                         adapter.name(),
                         &envelope.event_id,
-                        kind,
-                        reason,
+                        "sale",
+                        &format!("rejected: {reason}"),
                         now,
-                    )
-                };
-                match &envelope.event {
-                    PosEvent::Sale(sale) => {
-                        let claims = sale
-                            .customer
-                            .as_ref()
-                            .map(|c| IdentityClaims::from_customer(adapter.name(), c, shop.country))
-                            .filter(|c| !c.identities.is_empty());
-                        if sale.currency != shop.currency {
-                            ignore(
-                                "sale",
-                                &format!(
-                                    "sale currency {} is not the shop currency {}",
-                                    sale.currency, shop.currency
-                                ),
-                            )?
-                        } else if let Some(claims) = claims {
-                            let award = rules::score(sale, &shop.rules);
-                            let cmd = EarnCommand {
-                                shop: &shop.id,
-                                timezone: shop.timezone,
-                                policy: &shop.rules.policy,
-                                taxes_included: sale.taxes_included,
-                                adapter: adapter.name(),
-                                event_id: &envelope.event_id,
-                                order_id: &sale.order_id,
-                                occurred_at: envelope.occurred_at,
-                                claims: &claims,
-                                award: &award,
-                            };
-                            let applied = ledger.apply_earn(&cmd, now)?;
-                            if let Applied::New(r) = &applied {
-                                tracing::info!(
-                                    shop = %shop.id,
-                                    order = %sale.order_id,
-                                    buyer = %claims.identities.first().map(|i| redact(&i.value)).unwrap_or_default(),
-                                    outcome = ?r.outcome,
-                                    "sale recorded"
-                                );
-                            }
-                            applied
-                        } else {
-                            ignore(
-                                "sale",
-                                "guest checkout without customer id, e-mail or phone",
-                            )?
-                        }
-                    }
-                    PosEvent::Refund(refund) if refund.currency != shop.currency => ignore(
-                        "refund",
-                        &format!(
-                            "refund currency {} is not the shop currency {}",
-                            refund.currency, shop.currency
-                        ),
-                    )?,
-                    PosEvent::Refund(refund) => ledger.apply_reversal(
-                        &ReversalCommand {
-                            shop: &shop.id,
-                            timezone: shop.timezone,
-                            policy: &shop.rules.policy,
-                            adapter: adapter.name(),
-                            event_id: &envelope.event_id,
-                            order_id: &refund.order_id,
-                            kind: ReversalKind::Refund {
-                                refund_id: refund.refund_id.clone(),
-                                lines: refund.lines.clone(),
-                            },
-                            occurred_at: envelope.occurred_at,
-                        },
-                        now,
-                    )?,
-                    PosEvent::Cancel(cancel) => ledger.apply_reversal(
-                        &ReversalCommand {
-                            shop: &shop.id,
-                            timezone: shop.timezone,
-                            policy: &shop.rules.policy,
-                            adapter: adapter.name(),
-                            event_id: &envelope.event_id,
-                            order_id: &cancel.order_id,
-                            kind: ReversalKind::Cancel {
-                                reason: cancel.reason.clone(),
-                            },
-                            occurred_at: envelope.occurred_at,
-                        },
-                        now,
-                    )?,
-                    PosEvent::CustomerUpsert(_) => {
-                        ignore("customer", "customer updates are not applied yet")?
-                    }
+                    )?),
                 }
+            } else {
+                Outcome::Done(apply_event(ledger, shop, adapter.name(), &envelope, now)?)
             }
         }
     };
@@ -157,8 +107,129 @@ pub async fn ingest(
     if durable_acks {
         ledger.durable().await?;
     }
-    if matches!(applied, Applied::New(_)) {
+    if matches!(outcome, Outcome::Done(Applied::New(_))) {
         wakeup.wake();
     }
+    Ok(outcome)
+}
+
+/// Apply a complete canonical event to the ledger (earn, reverse, customer update or
+/// a recorded reason to ignore it). Deduplicated on the event id.
+pub fn apply_event(
+    ledger: &Ledger,
+    shop: &ShopConfig,
+    adapter: &str,
+    envelope: &EventEnvelope,
+    now: DateTime<Utc>,
+) -> Result<Applied, LedgerError> {
+    let ignore = |kind: &str, reason: &str| {
+        ledger.record_ignored(&shop.id, adapter, &envelope.event_id, kind, reason, now)
+    };
+    let applied = match &envelope.event {
+        PosEvent::Sale(sale) => {
+            let claims = sale
+                .customer
+                .as_ref()
+                .map(|c| IdentityClaims::from_customer(adapter, c, shop.country))
+                .filter(|c| !c.identities.is_empty());
+            if sale.currency != shop.currency {
+                ignore(
+                    "sale",
+                    &format!(
+                        "sale currency {} is not the shop currency {}",
+                        sale.currency, shop.currency
+                    ),
+                )?
+            } else if let Some(claims) = claims {
+                let award = rules::score(sale, &shop.rules);
+                let cmd = EarnCommand {
+                    shop: &shop.id,
+                    timezone: shop.timezone,
+                    policy: &shop.rules.policy,
+                    taxes_included: sale.taxes_included,
+                    total: sale.total,
+                    adapter,
+                    event_id: &envelope.event_id,
+                    order_id: &sale.order_id,
+                    occurred_at: envelope.occurred_at,
+                    claims: &claims,
+                    award: &award,
+                };
+                let applied = ledger.apply_earn(&cmd, now)?;
+                if let Applied::New(r) = &applied {
+                    tracing::info!(
+                        shop = %shop.id,
+                        order = %sale.order_id,
+                        buyer = %claims.identities.first().map(|i| redact(&i.value)).unwrap_or_default(),
+                        outcome = ?r.outcome,
+                        "sale recorded"
+                    );
+                }
+                applied
+            } else {
+                ignore(
+                    "sale",
+                    "guest checkout without customer id, e-mail or phone",
+                )?
+            }
+        }
+        PosEvent::Refund(refund) if refund.currency != shop.currency => ignore(
+            "refund",
+            &format!(
+                "refund currency {} is not the shop currency {}",
+                refund.currency, shop.currency
+            ),
+        )?,
+        PosEvent::Refund(refund) => ledger.apply_reversal(
+            &ReversalCommand {
+                shop: &shop.id,
+                timezone: shop.timezone,
+                policy: &shop.rules.policy,
+                adapter,
+                event_id: &envelope.event_id,
+                order_id: &refund.order_id,
+                kind: ReversalKind::Refund {
+                    refund_id: refund.refund_id.clone(),
+                    lines: refund.lines.clone(),
+                    amount: refund.amount.map(|m| m.amount),
+                },
+                occurred_at: envelope.occurred_at,
+            },
+            now,
+        )?,
+        PosEvent::Cancel(cancel) => ledger.apply_reversal(
+            &ReversalCommand {
+                shop: &shop.id,
+                timezone: shop.timezone,
+                policy: &shop.rules.policy,
+                adapter,
+                event_id: &envelope.event_id,
+                order_id: &cancel.order_id,
+                kind: ReversalKind::Cancel {
+                    reason: cancel.reason.clone(),
+                },
+                occurred_at: envelope.occurred_at,
+            },
+            now,
+        )?,
+        PosEvent::CustomerUpsert(c) => {
+            let claims = IdentityClaims::from_customer(adapter, &c.customer, shop.country);
+            if claims.identities.is_empty() {
+                ignore("customer", "customer without id, e-mail or phone")?
+            } else {
+                ledger.apply_customer(
+                    &CustomerCommand {
+                        shop: &shop.id,
+                        adapter,
+                        event_id: &envelope.event_id,
+                        claims: &claims,
+                        birthday: c.birthday,
+                        consent: c.consent,
+                    },
+                    now,
+                )?
+            }
+        }
+    };
     Ok(applied)
 }

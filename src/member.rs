@@ -85,6 +85,21 @@ pub struct Identity {
     pub value: String,
 }
 
+/// An identity linked to a member, with where and when the link was made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkedIdentity {
+    /// What kind.
+    pub kind: IdentityKind,
+    /// Its normalised value.
+    pub value: String,
+    /// The adapter whose event brought it (`shopify`, `square`, …).
+    #[serde(default)]
+    pub source: Option<String>,
+    /// When it was linked.
+    #[serde(default)]
+    pub linked_at: Option<DateTime<Utc>>,
+}
+
 /// The identities a sale or customer event offers, in the order they are tried.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IdentityClaims {
@@ -94,6 +109,8 @@ pub struct IdentityClaims {
     pub first_name: Option<String>,
     /// Family name, if known.
     pub last_name: Option<String>,
+    /// The adapter that offered them.
+    pub source: Option<String>,
 }
 
 impl IdentityClaims {
@@ -135,6 +152,7 @@ impl IdentityClaims {
             identities,
             first_name: customer.first_name.clone(),
             last_name: customer.last_name.clone(),
+            source: Some(adapter.to_string()),
         }
     }
 }
@@ -180,8 +198,14 @@ pub struct Member {
     pub first_name: Option<String>,
     /// Family name.
     pub last_name: Option<String>,
-    /// Every identity that finds this member.
-    pub identities: Vec<Identity>,
+    /// Every identity that finds this member, with where it came from.
+    pub identities: Vec<LinkedIdentity>,
+    /// Birthday, when a POS or staff gave it.
+    #[serde(default)]
+    pub birthday: Option<chrono::NaiveDate>,
+    /// Marketing consent per channel (`None`: never stated).
+    #[serde(default)]
+    pub consent: loyaltyd_adapter::Consent,
     /// Tier name; tiers come with the rules engine.
     pub tier: Option<String>,
     /// Points ever earned (never decreases on spending).

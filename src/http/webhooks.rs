@@ -10,12 +10,12 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use loyaltyd_adapter::{RawRequest, ShopId};
+use loyaltyd_adapter::{RawRequest, ShopId, VerifyError};
 use serde_json::json;
 
 use super::error::ApiError;
 use super::AppState;
-use crate::ingest::{ingest, IngestError};
+use crate::ingest::{ingest, IngestError, Outcome};
 use crate::ledger::{Applied, DeliveryOutcome, DeliveryRecord};
 
 /// Receive one webhook.
@@ -114,8 +114,24 @@ async fn receive_inner(
     )
     .await
     {
-        Ok(Applied::New(r)) => Ok((accepted(&r, false), outcome_name(&r))),
-        Ok(Applied::Duplicate(r)) => Ok((accepted(&r, true), "duplicate")),
+        Ok(Outcome::Done(Applied::New(r))) => Ok((accepted(&r, false), outcome_name(&r))),
+        Ok(Outcome::Done(Applied::Duplicate(r))) => Ok((accepted(&r, true), "duplicate")),
+        Ok(Outcome::Queued { reason }) => Ok((
+            (
+                StatusCode::OK,
+                Json(json!({"status": "queued", "reason": reason})),
+            )
+                .into_response(),
+            "queued",
+        )),
+        Err(IngestError::Signature(VerifyError::Stale(why))) => {
+            tracing::warn!(shop = %shop.id, adapter = adapter.name(), reason = %why, "webhook rejected: stale");
+            Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "stale_event",
+                format!("event is older than the replay tolerance: {why}"),
+            ))
+        }
         Err(IngestError::Signature(e)) => {
             tracing::warn!(shop = %shop.id, adapter = adapter.name(), reason = %e, "webhook rejected: signature");
             Err(ApiError::new(
@@ -138,6 +154,7 @@ fn outcome_name(r: &DeliveryRecord) -> &'static str {
         DeliveryOutcome::Reversed { .. } => "reversed",
         DeliveryOutcome::AlreadyScored { .. } => "already_scored",
         DeliveryOutcome::Deferred { .. } => "deferred",
+        DeliveryOutcome::CustomerUpdated { .. } => "customer_updated",
         DeliveryOutcome::Ignored { .. } => "ignored",
     }
 }
@@ -163,6 +180,9 @@ fn accepted(record: &DeliveryRecord, duplicate: bool) -> Response {
                     "shortfall": shortfall, "returned_redemptions": returned}),
         DeliveryOutcome::Deferred { order_id } => {
             json!({"status": "deferred", "order_id": order_id})
+        }
+        DeliveryOutcome::CustomerUpdated { member } => {
+            json!({"status": "customer_updated", "member_id": member})
         }
         DeliveryOutcome::Ignored { kind, reason } => {
             json!({"status": "ignored", "kind": kind, "reason": reason})

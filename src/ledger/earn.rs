@@ -11,7 +11,7 @@ use super::policy::LedgerPolicy;
 use super::reverse::{self, ReversalAmount};
 use super::tx::{invariant, Credit, Tx, TxResult};
 use super::{keys, Applied, DeliveryOutcome, DeliveryRecord, Ledger, LedgerError, OrderRecord};
-use crate::member::{Identity, IdentityClaims, IdentityKind, Member, MemberId};
+use crate::member::{IdentityClaims, IdentityKind, LinkedIdentity, Member, MemberId};
 use crate::notify::outbox::Notice;
 use crate::points::Points;
 use crate::rules::Award;
@@ -39,6 +39,8 @@ pub struct EarnCommand<'a> {
     pub award: &'a Award,
     /// Whether the sale's prices include tax (so refund subtotals do too).
     pub taxes_included: bool,
+    /// What the customer paid in total.
+    pub total: rust_decimal::Decimal,
 }
 
 impl Ledger {
@@ -81,6 +83,7 @@ fn earn(tx: &Tx<'_>, cmd: &EarnCommand<'_>, now: DateTime<Utc>) -> TxResult<Appl
     order.member = Some(member.id.clone());
     order.eligible = cmd.award.eligible_spend;
     order.taxes_included = cmd.taxes_included;
+    order.total = cmd.total;
     order.lines = cmd
         .award
         .lines
@@ -167,7 +170,9 @@ fn earn(tx: &Tx<'_>, cmd: &EarnCommand<'_>, now: DateTime<Utc>) -> TxResult<Appl
     tx.save_member(&member)?;
 
     // Refunds that arrived before the sale are applied now, from the journal's numbers.
-    if !order.early_refund_lines.is_empty() && points.0 > 0 {
+    if (!order.early_refund_lines.is_empty() || !order.early_refund_amounts.is_empty())
+        && points.0 > 0
+    {
         let key = format!("{}:{}:early-refunds", cmd.adapter, cmd.event_id);
         reverse::claw_back(
             tx,
@@ -220,6 +225,8 @@ pub(crate) fn find_or_create_member(
         first_name: None,
         last_name: None,
         identities: Vec::new(),
+        birthday: None,
+        consent: Default::default(),
         tier: None,
         lifetime: Points::ZERO,
         last_activity_at: None,
@@ -230,10 +237,16 @@ pub(crate) fn find_or_create_member(
         let key = keys::identity(tx.shop, ident.kind, &ident.value);
         if tx.index.get(&key)?.is_none() {
             tx.index.insert(key, member.id.as_str().as_bytes())?;
-            if !member.identities.contains(ident) {
-                member.identities.push(Identity {
+            if !member
+                .identities
+                .iter()
+                .any(|l| l.kind == ident.kind && l.value == ident.value)
+            {
+                member.identities.push(LinkedIdentity {
                     kind: ident.kind,
                     value: ident.value.clone(),
+                    source: claims.source.clone(),
+                    linked_at: Some(now),
                 });
             }
             match ident.kind {

@@ -14,7 +14,9 @@
 //! the caller acknowledges only after [`Ledger::durable`] returns.
 
 pub mod commit;
+pub mod customer;
 pub mod earn;
+pub mod inbox;
 pub mod jobs;
 pub mod journal;
 pub mod keys;
@@ -118,6 +120,11 @@ pub enum DeliveryOutcome {
         /// The order.
         order_id: String,
     },
+    /// A POS customer record updated the member's identities, birthday or consent.
+    CustomerUpdated {
+        /// The member.
+        member: MemberId,
+    },
     /// Nothing to do, and why (topic not used, guest with no contact, ...).
     Ignored {
         /// The sender's event kind.
@@ -180,6 +187,12 @@ pub struct OrderRecord {
     /// Refund lines received before the sale was scored.
     #[serde(default)]
     pub early_refund_lines: Vec<loyaltyd_adapter::RefundLine>,
+    /// What the customer paid in total (for refunds that give only an amount).
+    #[serde(default, with = "rust_decimal::serde::str")]
+    pub total: Decimal,
+    /// Amount-only refunds received before the sale was scored.
+    #[serde(default)]
+    pub early_refund_amounts: Vec<Decimal>,
 }
 
 /// A redemption that named the external order it paid for.

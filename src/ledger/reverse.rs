@@ -45,6 +45,8 @@ pub enum ReversalKind {
         refund_id: String,
         /// Refunded lines.
         lines: Vec<RefundLine>,
+        /// Money returned; used when there are no lines (in proportion to the total paid).
+        amount: Option<Decimal>,
     },
 }
 
@@ -125,7 +127,11 @@ fn reversal(tx: &Tx<'_>, cmd: &ReversalCommand<'_>, now: DateTime<Utc>) -> TxRes
                 ),
             )
         }
-        ReversalKind::Refund { refund_id, lines } => {
+        ReversalKind::Refund {
+            refund_id,
+            lines,
+            amount,
+        } => {
             let refund_key = keys::refund(cmd.shop, cmd.adapter, refund_id);
             if tx.index.get(&refund_key)?.is_some() {
                 let r = already();
@@ -133,10 +139,12 @@ fn reversal(tx: &Tx<'_>, cmd: &ReversalCommand<'_>, now: DateTime<Utc>) -> TxRes
                 return Ok(Applied::New(r));
             }
             tx.index.insert(refund_key, cmd.event_id.as_bytes())?;
-            if order.scored {
-                apply_refund_lines(&mut order, lines);
-            } else {
-                order.early_refund_lines.extend(lines.iter().cloned());
+            match (order.scored, lines.is_empty(), amount) {
+                (true, false, _) => apply_refund_lines(&mut order, lines),
+                (true, true, Some(a)) => apply_refund_amount(&mut order, *a),
+                (false, false, _) => order.early_refund_lines.extend(lines.iter().cloned()),
+                (false, true, Some(a)) => order.early_refund_amounts.push(*a),
+                (_, true, None) => {}
             }
             (ReversalAmount::Cumulative, format!("refund {refund_id}"))
         }
@@ -210,6 +218,20 @@ pub(crate) fn apply_refund_lines(order: &mut OrderRecord, lines: &[RefundLine]) 
     }
 }
 
+/// Count an amount-only refund (no lines: Square, goodwill refunds) against the order's
+/// eligible spend in proportion to the money returned: `amount × eligible ÷ total`.
+pub(crate) fn apply_refund_amount(order: &mut OrderRecord, amount: Decimal) {
+    if order.total > Decimal::ZERO && amount > Decimal::ZERO {
+        let share = (amount * order.eligible / order.total)
+            .min(order.eligible - order.refunded)
+            .max(Decimal::ZERO);
+        order.refunded += share;
+    }
+    if order.eligible > Decimal::ZERO && order.refunded >= order.eligible {
+        order.closed = true;
+    }
+}
+
 /// Post the reversal the order now calls for. Returns (points reversed, shortfall).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn claw_back(
@@ -227,6 +249,9 @@ pub(crate) fn claw_back(
     if !order.early_refund_lines.is_empty() {
         let early = std::mem::take(&mut order.early_refund_lines);
         apply_refund_lines(order, &early);
+    }
+    for a in std::mem::take(&mut order.early_refund_amounts) {
+        apply_refund_amount(order, a);
     }
     let target = if amount == ReversalAmount::Full || order.closed {
         order.earned

@@ -50,6 +50,7 @@ impl World {
             }],
             first_name: None,
             last_name: None,
+            source: Some("shopify".into()),
         }
     }
 
@@ -94,6 +95,7 @@ impl World {
                     claims: &claims,
                     award: &award,
                     taxes_included: false,
+                    total: eligible,
                 },
                 self.now,
             )
@@ -122,6 +124,7 @@ impl World {
             ReversalKind::Refund {
                 refund_id: refund_id.into(),
                 lines,
+                amount: None,
             },
         )
     }
@@ -500,6 +503,40 @@ fn a_refund_that_arrives_before_its_sale_is_applied_when_the_sale_comes() {
     ));
     w.earn("e1", "o1", "c1", &[("a", "10"), ("b", "10")]);
     assert_eq!(w.balances("c1"), (15, 0));
+    w.assert_verified();
+}
+
+impl World {
+    pub fn refund_amount(
+        &self,
+        event: &str,
+        order: &str,
+        refund_id: &str,
+        amount: &str,
+    ) -> Applied {
+        self.reverse(
+            event,
+            order,
+            ReversalKind::Refund {
+                refund_id: refund_id.into(),
+                lines: Vec::new(),
+                amount: Some(d(amount)),
+            },
+        )
+    }
+}
+
+#[test]
+fn an_amount_only_refund_reverses_in_proportion_to_the_money_returned() {
+    let w = World::new(allow());
+    // Eligible 11.00 earning 11 points; in the test world the total paid equals the
+    // eligible spend, so returning 2.92 reverses floor(11 × 2.92 / 11) = 2.
+    w.earn("e1", "o1", "c1", &[("a", "11.00")]);
+    w.refund_amount("r1", "o1", "R1", "2.92");
+    assert_eq!(w.balances("c1"), (9, 0));
+    // Returning the rest (and more) reverses exactly what is left, never more.
+    w.refund_amount("r2", "o1", "R2", "50.00");
+    assert_eq!(w.balances("c1"), (0, 0));
     w.assert_verified();
 }
 

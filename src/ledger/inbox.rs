@@ -1,0 +1,129 @@
+//! Events accepted but not yet scorable because data must first come from the
+//! sender's API (a Square payment's order lines). They are kept durably, retried with
+//! capped exponential backoff, and removed once applied; the ledger's dedupe record
+//! makes a retry after a crash harmless.
+
+use chrono::{DateTime, Duration, Utc};
+use loyaltyd_adapter::{EventEnvelope, ShopId};
+use serde::{Deserialize, Serialize};
+
+use super::{keys, Ledger, LedgerError};
+
+/// Tree of waiting events.
+pub const INBOX_TREE: &str = "inbox";
+
+/// Longest wait between two attempts.
+const MAX_BACKOFF_SECS: i64 = 300;
+
+/// One waiting event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueuedEvent {
+    /// The adapter that will complete it.
+    pub adapter: String,
+    /// The event as parsed.
+    pub envelope: EventEnvelope,
+    /// Attempts so far (the first one was made while answering the webhook).
+    pub attempts: u32,
+    /// Not before.
+    pub next_at: DateTime<Utc>,
+    /// When it was accepted.
+    pub queued_at: DateTime<Utc>,
+    /// Why the last attempt failed.
+    pub last_error: String,
+}
+
+fn backoff(attempts: u32) -> Duration {
+    Duration::seconds(2i64.saturating_pow(attempts.min(16)).min(MAX_BACKOFF_SECS))
+}
+
+impl Ledger {
+    fn inbox(&self) -> Result<sled::Tree, LedgerError> {
+        Ok(self.db().open_tree(INBOX_TREE)?)
+    }
+
+    /// Keep an event until it can be completed (no-op if it is already waiting).
+    pub fn enqueue(
+        &self,
+        shop: &ShopId,
+        adapter: &str,
+        envelope: &EventEnvelope,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        let q = QueuedEvent {
+            adapter: adapter.to_string(),
+            envelope: envelope.clone(),
+            attempts: 1,
+            next_at: now + backoff(1),
+            queued_at: now,
+            last_error: reason.to_string(),
+        };
+        let key = keys::dedupe(shop, adapter, &envelope.event_id);
+        let _ = self.inbox()?.compare_and_swap(
+            key,
+            None as Option<&[u8]>,
+            Some(serde_json::to_vec(&q)?),
+        )?;
+        Ok(())
+    }
+
+    /// The waiting event with this id, if any.
+    pub fn queued(
+        &self,
+        shop: &ShopId,
+        adapter: &str,
+        event_id: &str,
+    ) -> Result<Option<QueuedEvent>, LedgerError> {
+        match self.inbox()?.get(keys::dedupe(shop, adapter, event_id))? {
+            Some(b) => Ok(Some(serde_json::from_slice(&b)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Waiting events of a shop that are due at `now`.
+    pub fn due(&self, shop: &ShopId, now: DateTime<Utc>) -> Result<Vec<QueuedEvent>, LedgerError> {
+        let mut prefix = b"d\0".to_vec();
+        prefix.extend_from_slice(shop.as_str().as_bytes());
+        prefix.push(0);
+        let mut out = Vec::new();
+        for item in self.inbox()?.scan_prefix(prefix) {
+            let (_, v) = item?;
+            let q: QueuedEvent = serde_json::from_slice(&v)?;
+            if q.next_at <= now {
+                out.push(q);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Number of waiting events (all shops).
+    pub fn queued_count(&self) -> Result<usize, LedgerError> {
+        Ok(self.inbox()?.len())
+    }
+
+    /// Another attempt failed: try again later.
+    pub fn reschedule(
+        &self,
+        shop: &ShopId,
+        q: &QueuedEvent,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        let mut next = q.clone();
+        next.attempts += 1;
+        next.next_at = now + backoff(next.attempts);
+        next.last_error = reason.to_string();
+        self.inbox()?.insert(
+            keys::dedupe(shop, &q.adapter, &q.envelope.event_id),
+            serde_json::to_vec(&next)?,
+        )?;
+        Ok(())
+    }
+
+    /// The event was applied (or rejected for good): forget it.
+    pub fn dequeue(&self, shop: &ShopId, q: &QueuedEvent) -> Result<(), LedgerError> {
+        self.inbox()?
+            .remove(keys::dedupe(shop, &q.adapter, &q.envelope.event_id))?;
+        Ok(())
+    }
+}
