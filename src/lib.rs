@@ -7,7 +7,9 @@
 //! - [`config`]: the one typed configuration, TOML plus `LOYALTYD__*` overrides.
 //! - [`serve`]: start-up and graceful shutdown of the daemon.
 //! - [`http`]: webhook endpoint, admin API, health; JSON errors.
+//! - [`adapters`]: each shop's configured POS adapters.
 //! - [`ingest`]: the path of one webhook: verify → parse → dedupe → score → post → durable.
+//! - [`retry`]: events waiting for the sender's API (Square orders), retried until applied.
 //! - [`rules`]: a shop's rules file and the pure `score` function.
 //! - [`ledger`]: double-entry journal, balances, dedupe records and group commit in sled.
 //! - [`notify`]: the transactional outbox and the worker that delivers it.
@@ -18,6 +20,7 @@
 //! POS adapters live in their own crates under `integrations/` (the SDK is
 //! `loyaltyd-adapter`).
 
+pub mod adapters;
 pub mod cli;
 pub mod config;
 pub mod http;
@@ -28,5 +31,6 @@ pub mod metrics;
 pub mod notify;
 pub mod points;
 pub mod report;
+pub mod retry;
 pub mod rules;
 pub mod serve;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::sync::watch;
 
+use crate::adapters::AdapterRegistry;
 use crate::config::Config;
 use crate::http::{router, AppState};
 use crate::ledger::Ledger;
@@ -56,7 +57,16 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         wakeup.clone(),
         stop_tx.subscribe(),
     ));
-    let state = Arc::new(AppState::new(config, ledger.clone(), wakeup));
+    let adapters = AdapterRegistry::from_config(&config)?;
+    let retries = tokio::spawn(crate::retry::run(
+        config.clone(),
+        ledger.clone(),
+        adapters.clone(),
+        wakeup.clone(),
+        stop_tx.subscribe(),
+        Duration::from_secs(1),
+    ));
+    let state = Arc::new(AppState::new(config, ledger.clone(), wakeup, adapters));
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown_signal())
         .await
@@ -65,6 +75,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!("shutting down: delivering queued notifications and flushing storage");
     let _ = stop_tx.send(true);
     let _ = jobs.await;
+    let _ = retries.await;
     match notifier.await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::error!(error = %e, "notifier stopped with an error"),

@@ -10,7 +10,6 @@ pub mod reports;
 pub mod spend;
 pub mod webhooks;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::routing::{get, post};
@@ -19,6 +18,7 @@ use loyaltyd_adapter::{Adapter, ShopId};
 use serde_json::json;
 use tower_http::timeout::TimeoutLayer;
 
+use crate::adapters::AdapterRegistry;
 use crate::config::{Config, ShopConfig};
 use crate::ledger::Ledger;
 use crate::notify::worker::Wakeup;
@@ -33,19 +33,18 @@ pub struct AppState {
     pub wakeup: Wakeup,
     /// Prometheus metrics.
     pub metrics: crate::metrics::Metrics,
-    adapters: HashMap<(ShopId, &'static str), Arc<dyn Adapter>>,
+    /// Every shop's adapters.
+    pub adapters: AdapterRegistry,
 }
 
 impl AppState {
-    /// Build the state, constructing each shop's adapters from its config.
-    pub fn new(config: Config, ledger: Ledger, wakeup: Wakeup) -> AppState {
-        let mut adapters: HashMap<(ShopId, &'static str), Arc<dyn Adapter>> = HashMap::new();
-        for shop in &config.shops {
-            if let Some(s) = &shop.shopify {
-                let a = loyaltyd_shopify::ShopifyAdapter::new(s.secrets.clone());
-                adapters.insert((shop.id.clone(), loyaltyd_shopify::NAME), Arc::new(a));
-            }
-        }
+    /// Build the state.
+    pub fn new(
+        config: Config,
+        ledger: Ledger,
+        wakeup: Wakeup,
+        adapters: AdapterRegistry,
+    ) -> AppState {
         AppState {
             config,
             ledger,
@@ -62,10 +61,7 @@ impl AppState {
 
     /// A shop's adapter by name.
     pub fn adapter(&self, shop: &ShopId, name: &str) -> Option<Arc<dyn Adapter>> {
-        self.adapters
-            .iter()
-            .find(|((s, n), _)| s == shop && *n == name)
-            .map(|(_, a)| a.clone())
+        self.adapters.get(shop, name)
     }
 }
 

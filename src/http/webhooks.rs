@@ -26,7 +26,7 @@ pub async fn receive(
     body: Body,
 ) -> Result<Response, ApiError> {
     let started = std::time::Instant::now();
-    let known = state.config.shops.iter().any(|s| s.shopify.is_some()) && adapter_name == "shopify";
+    let known = state.adapters.knows(&adapter_name);
     let label = if known {
         adapter_name.clone()
     } else {
