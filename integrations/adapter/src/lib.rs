@@ -8,8 +8,13 @@
 //!   and the domain primitives they are built from ([`ShopId`], [`Currency`], [`Money`]).
 //! - [`adapter`]: the [`Adapter`] trait, the [`RawRequest`] an adapter sees and the
 //!   [`Parsed`] result it returns.
-//! - [`signature`]: HMAC helpers that verify signatures over raw bytes in constant time,
-//!   accepting any of several secrets during a rotation.
+//! - [`signature`]: HMAC-SHA256 and HMAC-SHA1 helpers, base64 or hex ([`Scheme`]), that
+//!   verify signatures over raw bytes in constant time, accepting any of several secrets
+//!   during a rotation.
+//! - [`conformance`]: a kit every adapter crate runs from its tests: recorded fixtures
+//!   listed in a `cases.json` manifest must give the expected events, ignores and
+//!   rejections, and generic properties (tampered or truncated bodies and missing
+//!   signatures are rejected, a redelivery keeps its event id) must hold.
 //!
 //! # Writing an adapter
 //! ```
@@ -30,6 +35,7 @@
 //! ```
 
 pub mod adapter;
+pub mod conformance;
 pub mod event;
 pub mod signature;
 
@@ -40,4 +46,4 @@ pub use event::{
     Cancel, Consent, Currency, CustomerRef, CustomerUpsert, EventEnvelope, Money, PosEvent, Refund,
     RefundLine, Sale, SaleLine, ShopId,
 };
-pub use signature::Secret;
+pub use signature::{Scheme, Secret};

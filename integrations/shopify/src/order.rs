@@ -21,6 +21,8 @@ pub(crate) struct Order {
     #[serde(default)]
     processed_at: Option<DateTime<FixedOffset>>,
     #[serde(default)]
+    created_at: Option<DateTime<FixedOffset>>,
+    #[serde(default)]
     taxes_included: bool,
     #[serde(default)]
     total_price: Option<String>,
@@ -98,8 +100,12 @@ impl Order {
         serde_json::from_slice(body).map_err(|e| ParseError::Malformed(e.to_string()))
     }
 
-    pub(crate) fn processed_at(&self) -> Option<DateTime<Utc>> {
-        self.processed_at.map(|t| t.with_timezone(&Utc))
+    /// When the sale happened: `processed_at` (the time Shopify gives the order, which
+    /// for imported orders is the original sale time), else `created_at`.
+    pub(crate) fn sold_at(&self) -> Option<DateTime<Utc>> {
+        self.processed_at
+            .or(self.created_at)
+            .map(|t| t.with_timezone(&Utc))
     }
 
     pub(crate) fn into_sale(self) -> Result<Sale, ParseError> {
