@@ -1,4 +1,3 @@
-//! DOCS
 #![doc = include_str!("../FORMAT.md")]
 
 mod definition;

@@ -697,6 +697,38 @@ mod tests {
     }
 
     #[test]
+    fn odd_number_texts_are_errors_not_panics() {
+        let field = |text: &'static str| Found {
+            value: Val::Header(text),
+            field: "f".into(),
+        };
+        assert_eq!(field("1.5e2").decimal(), Ok(d("150")));
+        assert_eq!(field("-0").decimal(), Ok(d("0")));
+        for bad in [
+            "1e999999999",
+            "1e-999999999",
+            "99999999999999999999999999999999",
+            "",
+            "NaN",
+            "0x10",
+        ] {
+            assert!(field(bad).decimal().is_err(), "{bad}");
+        }
+        assert!(field("1.0000000000000000000000000000001")
+            .decimal()
+            .is_err());
+        let number = |n: &str| Json::Number(n.into());
+        for bad in ["99999999999999999999", "1.5", "-99999999999999"] {
+            let j = number(bad);
+            let f = Found {
+                value: Val::Json(&j),
+                field: "t".into(),
+            };
+            assert!(f.time().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn zero_quantity() {
         assert_eq!(unit_price_of(d("0.00"), d("0")), Some((d("0"), d("0"))));
         assert_eq!(unit_price_of(d("1.00"), d("0")), None);

@@ -331,3 +331,13 @@ fn minor_units_use_the_currencys_exponent() {
         Err(ParseError::InvalidField { ref message, .. }) if message.contains("money = \"decimal\"")
     ));
 }
+
+#[test]
+fn the_error_quoted_in_the_integrators_readme_is_the_real_one() {
+    let e = error(&woo_with(
+        "quantity = \"/quantity\"",
+        "quantity = \"quantity\"",
+    ));
+    let readme = include_str!("../../README.md");
+    assert!(readme.contains(&e.to_string()), "{e}");
+}
