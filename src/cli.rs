@@ -210,7 +210,29 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                     println!("{}", signature::base64_encode(&mac));
                     Ok(())
                 }
-                other => bail!("cannot sign for adapter {other:?}: supported: shopify"),
+                "square" => {
+                    let s = shop
+                        .square
+                        .as_ref()
+                        .with_context(|| format!("shop {id} has no [shops.square] table"))?;
+                    let mac = signature::hmac_sha256(
+                        s.signature_keys[0].expose(),
+                        &[s.notification_url.as_bytes(), &body],
+                    );
+                    println!("{}", signature::base64_encode(&mac));
+                    Ok(())
+                }
+                other => match shop.declarative.iter().find(|d| d.adapter == other) {
+                    // The shipped declarative adapters sign the body with HMAC-SHA256/base64.
+                    Some(d) if other == "woocommerce" => {
+                        let mac = signature::hmac_sha256(d.secrets[0].expose(), &[&body]);
+                        println!("{}", signature::base64_encode(&mac));
+                        Ok(())
+                    }
+                    _ => bail!(
+                        "cannot sign for adapter {other:?}: supported: shopify, square, woocommerce"
+                    ),
+                },
             }
         }
         Command::Verify { config } => {

@@ -139,9 +139,10 @@ pub struct SquareOrdersConfig {
     pub access_token: Secret,
     /// `square_version` (default `2026-05-20`).
     pub square_version: String,
-    /// `orders_timeout_ms` (default 3000).
+    /// `orders_timeout_ms` (default 2000; with the retry, the webhook is answered well
+    /// inside Square's 10 s).
     pub timeout: Duration,
-    /// `orders_retries` (default 2) before the event is queued for later.
+    /// `orders_retries` (default 1) before the event is queued for later.
     pub retries: u32,
 }
 
@@ -488,8 +489,8 @@ fn validate(
                             .to_string(),
                         access_token: Secret::new(token),
                         square_version: sq.square_version.unwrap_or_else(|| "2026-05-20".into()),
-                        timeout: Duration::from_millis(sq.orders_timeout_ms.unwrap_or(3000)),
-                        retries: sq.orders_retries.unwrap_or(2),
+                        timeout: Duration::from_millis(sq.orders_timeout_ms.unwrap_or(2000)),
+                        retries: sq.orders_retries.unwrap_or(1),
                     });
                 Some(SquareConfig {
                     signature_keys,

@@ -21,7 +21,28 @@ pub struct Setup {
     pub dir: tempfile::TempDir,
 }
 
+pub const SQUARE_KEY: &str = "test-square-signature-key";
+pub const SQUARE_URL: &str = "https://loyalty.example.com/webhooks/demo/square";
+pub const SQUARE_TOKEN: &str = "test-square-access-token";
+
 impl Setup {
+    /// A setup whose demo shop also takes Square webhooks, with the Orders API at
+    /// `orders_base_url`.
+    pub fn with_square(orders_base_url: &str) -> Setup {
+        let setup = Setup::new(1024 * 1024);
+        let path = setup.config_path();
+        let text = std::fs::read_to_string(&path).unwrap().replace(
+            "[[shops]]\nid = \"other\"",
+            &format!(
+                "[shops.square]\nsignature_key = \"{SQUARE_KEY}\"\nnotification_url = \"{SQUARE_URL}\"\n\
+                 access_token = \"{SQUARE_TOKEN}\"\norders_base_url = \"{orders_base_url}\"\n\
+                 orders_retries = 0\norders_timeout_ms = 1000\n\n[[shops]]\nid = \"other\""
+            ),
+        );
+        std::fs::write(&path, text).unwrap();
+        setup
+    }
+
     pub fn new(max_body_bytes: usize) -> Setup {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
@@ -47,6 +68,9 @@ rules = "rules.toml"
 
 [shops.shopify]
 webhook_secret = "{SHOPIFY_SECRET}"
+
+[shops.woocommerce]
+webhook_secret = "demo-woocommerce-secret"
 
 [[shops]]
 id = "other"
@@ -189,6 +213,24 @@ pub async fn post_shopify(
         .header("X-Shopify-Hmac-Sha256", shopify_signature(secret, body))
         .header("Content-Type", "application/json")
         .body(body.to_vec())
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+/// POST a Square webhook signed over notification URL + body.
+pub async fn post_square(d: &Daemon, body: &str) -> (u16, serde_json::Value) {
+    let mut mac = Hmac::<Sha256>::new_from_slice(SQUARE_KEY.as_bytes()).unwrap();
+    mac.update(SQUARE_URL.as_bytes());
+    mac.update(body.as_bytes());
+    let sig = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    let resp = client()
+        .post(d.url("/webhooks/demo/square"))
+        .header("x-square-hmacsha256-signature", sig)
+        .header("Content-Type", "application/json")
+        .body(body.to_string())
         .send()
         .await
         .unwrap();
