@@ -111,6 +111,10 @@ pub struct IdentityClaims {
     pub last_name: Option<String>,
     /// The adapter that offered them.
     pub source: Option<String>,
+    /// An e-mail the sender says is NOT verified: kept as a contact on the member,
+    /// never used to find or merge members (someone could sign up with another
+    /// person's address).
+    pub unverified_email: Option<String>,
 }
 
 impl IdentityClaims {
@@ -132,11 +136,16 @@ impl IdentityClaims {
                 });
             }
         }
+        let mut unverified_email = None;
         if let Some(email) = customer.email.as_deref().and_then(normalise_email) {
-            identities.push(Identity {
-                kind: IdentityKind::Email,
-                value: email,
-            });
+            if customer.email_verified == Some(false) {
+                unverified_email = Some(email);
+            } else {
+                identities.push(Identity {
+                    kind: IdentityKind::Email,
+                    value: email,
+                });
+            }
         }
         if let Some(phone) = customer
             .phone
@@ -153,6 +162,7 @@ impl IdentityClaims {
             first_name: customer.first_name.clone(),
             last_name: customer.last_name.clone(),
             source: Some(adapter.to_string()),
+            unverified_email,
         }
     }
 }
@@ -250,6 +260,31 @@ mod tests {
     fn redaction_hides_most_of_a_contact() {
         assert_eq!(redact("ada@example.com"), "a***@example.com");
         assert_eq!(redact("+15145550142"), "+1******0142");
+    }
+
+    #[test]
+    fn an_email_the_sender_marks_unverified_never_finds_a_member() {
+        let c = loyaltyd_adapter::CustomerRef {
+            external_id: Some("42".into()),
+            email: Some("Ada@Example.com".into()),
+            email_verified: Some(false),
+            ..Default::default()
+        };
+        let claims = IdentityClaims::from_customer("shopify", &c, Id::US);
+        assert!(claims
+            .identities
+            .iter()
+            .all(|i| i.kind != IdentityKind::Email));
+        assert_eq!(claims.unverified_email.as_deref(), Some("ada@example.com"));
+        let verified = loyaltyd_adapter::CustomerRef {
+            email_verified: Some(true),
+            ..c
+        };
+        let claims = IdentityClaims::from_customer("shopify", &verified, Id::US);
+        assert!(claims
+            .identities
+            .iter()
+            .any(|i| i.kind == IdentityKind::Email));
     }
 
     #[test]

@@ -260,6 +260,9 @@ pub(crate) fn find_or_create_member(
             }
         }
     }
+    if member.email.is_none() {
+        member.email = claims.unverified_email.clone();
+    }
     if member.first_name.is_none() {
         member.first_name = claims.first_name.clone();
     }

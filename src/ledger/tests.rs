@@ -51,6 +51,7 @@ impl World {
             first_name: None,
             last_name: None,
             source: Some("shopify".into()),
+            unverified_email: None,
         }
     }
 

@@ -267,6 +267,11 @@ pub struct CustomerRef {
     pub external_id: Option<String>,
     /// Email as sent (normalised by loyaltyd, not by the adapter).
     pub email: Option<String>,
+    /// Whether the sender vouches that the e-mail belongs to this customer (Shopify's
+    /// `verified_email`); `None` when the sender does not say. loyaltyd never finds or
+    /// merges members through an e-mail marked `Some(false)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_verified: Option<bool>,
     /// Phone as sent (normalised to E.164 by loyaltyd).
     pub phone: Option<String>,
     /// Given name.

@@ -285,6 +285,7 @@ impl<'a> Cx<'a> {
 
     fn person(&self, p: &'a PersonSpec, base: &'a Json) -> Result<CustomerRef> {
         Ok(CustomerRef {
+            email_verified: None,
             external_id: self.opt_text(&p.id, base, "")?,
             email: self.opt_text(&p.email, base, "")?,
             phone: self.opt_text(&p.phone, base, "")?,

@@ -32,6 +32,8 @@ pub(crate) struct ShopifyCustomer {
     #[serde(default)]
     email: Option<String>,
     #[serde(default)]
+    verified_email: Option<bool>,
+    #[serde(default)]
     phone: Option<String>,
     #[serde(default)]
     first_name: Option<String>,
@@ -100,6 +102,7 @@ impl ShopifyCustomer {
         CustomerUpsert {
             customer: CustomerRef {
                 external_id: Some(self.id.to_string()),
+                email_verified: self.verified_email.filter(|_| self.email.is_some()),
                 email: nonblank(self.email),
                 phone: nonblank(self.phone),
                 first_name: nonblank(self.first_name),

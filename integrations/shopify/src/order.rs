@@ -47,6 +47,8 @@ struct Customer {
     #[serde(default)]
     email: Option<String>,
     #[serde(default)]
+    verified_email: Option<bool>,
+    #[serde(default)]
     phone: Option<String>,
     #[serde(default)]
     first_name: Option<String>,
@@ -189,13 +191,23 @@ fn customer_ref(
     let c = customer.unwrap_or(Customer {
         id: None,
         email: None,
+        verified_email: None,
         phone: None,
         first_name: None,
         last_name: None,
     });
+    // The customer's own e-mail carries Shopify's verification flag; the order's
+    // (guest checkout) e-mail carries none.
+    let own_email = nonblank(c.email);
+    let email_verified = if own_email.is_some() {
+        c.verified_email
+    } else {
+        None
+    };
     let r = CustomerRef {
         external_id: c.id.map(|id| id.to_string()),
-        email: nonblank(c.email).or(nonblank(order_email)),
+        email_verified,
+        email: own_email.or(nonblank(order_email)),
         phone: nonblank(c.phone).or(nonblank(order_phone)),
         first_name: nonblank(c.first_name),
         last_name: nonblank(c.last_name),

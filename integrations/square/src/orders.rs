@@ -277,6 +277,7 @@ pub(crate) fn apply_order(sale: &mut Sale, order_id: &str, body: &[u8]) -> Resul
     if sale.customer.is_none() {
         if let Some(customer_id) = order.opt_str("customer_id")? {
             sale.customer = Some(CustomerRef {
+                email_verified: None,
                 external_id: Some(customer_id.to_string()),
                 ..CustomerRef::default()
             });

@@ -109,6 +109,7 @@ fn payment(req: &RawRequest, env: &Envelope<'_>) -> Result<Parsed, ParseError> {
     let external_id = p.opt_str("customer_id")?.map(str::to_string);
     let email = p.opt_str("buyer_email_address")?.map(str::to_string);
     let customer = (external_id.is_some() || email.is_some()).then(|| CustomerRef {
+        email_verified: None,
         external_id,
         email,
         ..CustomerRef::default()
@@ -181,6 +182,7 @@ fn customer(req: &RawRequest, env: &Envelope<'_>) -> Result<Parsed, ParseError> 
         Ok(c.opt_str(key)?.map(str::to_string))
     };
     let customer = CustomerRef {
+        email_verified: None,
         external_id: Some(c.str("id")?.to_string()),
         email: text("email_address")?,
         phone: text("phone_number")?,
