@@ -12,7 +12,6 @@ use super::reverse::{self, ReversalAmount};
 use super::tx::{invariant, Credit, Tx, TxResult};
 use super::{keys, Applied, DeliveryOutcome, DeliveryRecord, Ledger, LedgerError, OrderRecord};
 use crate::member::{IdentityClaims, IdentityKind, LinkedIdentity, Member, MemberId};
-use crate::notify::outbox::Notice;
 use crate::points::Points;
 use crate::rules::Award;
 
@@ -149,19 +148,7 @@ fn earn(tx: &Tx<'_>, cmd: &EarnCommand<'_>, now: DateTime<Utc>) -> TxResult<Appl
                 .map_or(cmd.occurred_at, |t| t.max(cmd.occurred_at)),
         );
         member.updated_at = now;
-        let available = tx.balance(&Account::MemberAvailable(member.id.clone()))?;
-        let pending = tx.balance(&Account::MemberPending(member.id.clone()))?;
-        tx.notify(
-            &member,
-            &posting,
-            Notice::Posted {
-                kind: PostingKind::Earn,
-                points,
-                available,
-                pending,
-                pending_until,
-            },
-        )?;
+        tx.notify_posted(&member, &posting, points, pending_until)?;
         order.earn_seq = Some(seq);
         order.lot = lot;
         order.earned = points;

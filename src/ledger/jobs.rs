@@ -12,7 +12,6 @@ use super::policy::{ExpiryPolicy, LedgerPolicy};
 use super::tx::{Tx, TxResult};
 use super::{Ledger, LedgerError};
 use crate::member::MemberId;
-use crate::notify::outbox::Notice;
 use crate::points::Points;
 
 /// What a job run did.
@@ -135,17 +134,7 @@ fn mature_member(
     };
     tx.post(&posting)?;
     tx.save_lots(member_id, &lots)?;
-    tx.notify(
-        &member,
-        &posting,
-        Notice::Posted {
-            kind: PostingKind::Mature,
-            points: amount,
-            available: tx.balance(&available_acc)?,
-            pending: tx.balance(&Account::MemberPending(member_id.clone()))?,
-            pending_until: None,
-        },
-    )?;
+    tx.notify_posted(&member, &posting, amount, None)?;
     Ok(Some(amount))
 }
 
@@ -229,16 +218,6 @@ fn expire_member(
     };
     tx.post(&posting)?;
     tx.save_lots(member_id, &lots)?;
-    tx.notify(
-        &member,
-        &posting,
-        Notice::Posted {
-            kind: PostingKind::Expire,
-            points: amount,
-            available: tx.balance(&available_acc)?,
-            pending: tx.balance(&Account::MemberPending(member_id.clone()))?,
-            pending_until: None,
-        },
-    )?;
+    tx.notify_posted(&member, &posting, amount, None)?;
     Ok(Some(amount))
 }

@@ -28,7 +28,6 @@ use super::{
     RedemptionLink,
 };
 use crate::member::Member;
-use crate::notify::outbox::Notice;
 use crate::points::Points;
 
 /// What is being reversed.
@@ -340,17 +339,7 @@ pub(crate) fn claw_back(
     tx.post(&posting)?;
     tx.save_lots(&member.id, &lots)?;
     if taken.0 > 0 {
-        tx.notify(
-            member,
-            &posting,
-            Notice::Posted {
-                kind: PostingKind::Reverse,
-                points: taken,
-                available: tx.balance(&Account::MemberAvailable(member.id.clone()))?,
-                pending: tx.balance(&Account::MemberPending(member.id.clone()))?,
-                pending_until: None,
-            },
-        )?;
+        tx.notify_posted(member, &posting, taken, None)?;
     }
     Ok((taken, shortfall))
 }
@@ -418,17 +407,7 @@ fn return_redemptions(
         tx.save_lots(&member.id, &lots)?;
         member.updated_at = now;
         tx.save_member(&member)?;
-        tx.notify(
-            &member,
-            &posting,
-            Notice::Posted {
-                kind: PostingKind::RedemptionReturn,
-                points: link.points,
-                available: tx.balance(&Account::MemberAvailable(member.id.clone()))?,
-                pending: tx.balance(&Account::MemberPending(member.id.clone()))?,
-                pending_until: None,
-            },
-        )?;
+        tx.notify_posted(&member, &posting, link.points, None)?;
         link.returned = true;
         total += link.points;
         who = Some(member.id.clone());

@@ -12,7 +12,6 @@ use super::policy::LedgerPolicy;
 use super::tx::{abort, Credit, Tx, TxResult};
 use super::{keys, Ledger, LedgerError, RedemptionLink};
 use crate::member::MemberId;
-use crate::notify::outbox::Notice;
 use crate::points::Points;
 
 /// The API idempotency of one request.
@@ -141,6 +140,27 @@ fn refuse(
     Ok(Err(LedgerError::InsufficientPoints { needed, available }))
 }
 
+/// Notify the member, remember the answer under the key, and answer.
+fn done(
+    tx: &Tx<'_>,
+    idem: &Idempotency<'_>,
+    member: &crate::member::Member,
+    posting: &Posting,
+    moved: Points,
+    notice_points: Points,
+) -> TxResult<Attempt> {
+    let result = SpendResult {
+        posting_id: posting.seq,
+        member_id: member.id.clone(),
+        points: moved,
+        available: tx.balance(&Account::MemberAvailable(member.id.clone()))?,
+        pending: tx.balance(&Account::MemberPending(member.id.clone()))?,
+    };
+    tx.notify_posted(member, posting, notice_points, None)?;
+    remember(tx, idem, Stored::Done(result.clone()))?;
+    Ok(Ok(SpendOutcome::New(result)))
+}
+
 impl Ledger {
     /// Spend available points, oldest lots first. Fails with
     /// [`LedgerError::InsufficientPoints`] (and posts nothing) when the balance is too low.
@@ -217,26 +237,14 @@ impl Ledger {
             member.last_activity_at = Some(now);
             member.updated_at = now;
             tx.save_member(&member)?;
-            let result = SpendResult {
-                posting_id: seq,
-                member_id: member.id.clone(),
-                points: -cmd.points,
-                available: tx.balance(&available_acc)?,
-                pending: tx.balance(&Account::MemberPending(member.id.clone()))?,
-            };
-            tx.notify(
+            done(
+                tx,
+                &cmd.idempotency,
                 &member,
                 &posting,
-                Notice::Posted {
-                    kind: PostingKind::Redeem,
-                    points: cmd.points,
-                    available: result.available,
-                    pending: result.pending,
-                    pending_until: None,
-                },
-            )?;
-            remember(tx, &cmd.idempotency, Stored::Done(result.clone()))?;
-            Ok(Ok(SpendOutcome::New(result)))
+                -cmd.points,
+                cmd.points,
+            )
         })?
     }
 
@@ -339,26 +347,14 @@ impl Ledger {
             member.last_activity_at = Some(now);
             member.updated_at = now;
             tx.save_member(&member)?;
-            let result = SpendResult {
-                posting_id: seq,
-                member_id: member.id.clone(),
-                points: cmd.points,
-                available: tx.balance(&available_acc)?,
-                pending: tx.balance(&Account::MemberPending(member.id.clone()))?,
-            };
-            tx.notify(
+            done(
+                tx,
+                &cmd.idempotency,
                 &member,
                 &posting,
-                Notice::Posted {
-                    kind: PostingKind::Adjust,
-                    points: cmd.points,
-                    available: result.available,
-                    pending: result.pending,
-                    pending_until: None,
-                },
-            )?;
-            remember(tx, &cmd.idempotency, Stored::Done(result.clone()))?;
-            Ok(Ok(SpendOutcome::New(result)))
+                cmd.points,
+                cmd.points,
+            )
         })?
     }
 }

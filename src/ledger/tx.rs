@@ -280,6 +280,25 @@ impl<'a> Tx<'a> {
         Ok(())
     }
 
+    /// Queue the standard notice about `posting` (its kind, the points moved and the
+    /// member's balances after it).
+    pub fn notify_posted(
+        &self,
+        member: &Member,
+        posting: &Posting,
+        points: Points,
+        pending_until: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> TxResult<()> {
+        let notice = Notice::Posted {
+            kind: posting.kind,
+            points,
+            available: self.balance(&Account::MemberAvailable(member.id.clone()))?,
+            pending: self.balance(&Account::MemberPending(member.id.clone()))?,
+            pending_until,
+        };
+        self.notify(member, posting, notice)
+    }
+
     /// Queue a notification about `posting` for its member.
     pub fn notify(&self, member: &Member, posting: &Posting, notice: Notice) -> TxResult<()> {
         let msg = OutboxMessage {
