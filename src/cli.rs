@@ -48,6 +48,17 @@ pub enum Command {
         /// Body file; `-` or absent reads standard input.
         file: Option<PathBuf>,
     },
+    /// Score a sale under a rules file without posting anything; prints the award and
+    /// its explanation as JSON. The order is a canonical sale (JSON) or a raw Shopify
+    /// order as its webhook sends it.
+    Simulate {
+        /// Rules file.
+        #[arg(long)]
+        rules: PathBuf,
+        /// Order file.
+        #[arg(long)]
+        order: PathBuf,
+    },
     /// Recompute every balance and lot from the journal and compare with what is stored
     /// (run on a stopped daemon's data). Exits non-zero naming every difference.
     Verify {
@@ -133,6 +144,36 @@ pub enum JobsWhat {
     },
 }
 
+/// A canonical sale, or a Shopify order read by the Shopify adapter.
+fn read_sale(body: &[u8]) -> anyhow::Result<loyaltyd_adapter::Sale> {
+    if let Ok(sale) = serde_json::from_slice::<loyaltyd_adapter::Sale>(body) {
+        return Ok(sale);
+    }
+    use loyaltyd_adapter::Adapter;
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        "x-shopify-topic",
+        http::HeaderValue::from_static("orders/paid"),
+    );
+    headers.insert(
+        "x-shopify-webhook-id",
+        http::HeaderValue::from_static("simulate"),
+    );
+    let req = loyaltyd_adapter::RawRequest {
+        shop: ShopId::new("simulate")?,
+        headers,
+        body: body.to_vec().into(),
+        received_at: chrono::Utc::now(),
+    };
+    match loyaltyd_shopify::ShopifyAdapter::new(Vec::new()).parse(&req)? {
+        loyaltyd_adapter::Parsed::Event(env) => match env.event {
+            loyaltyd_adapter::PosEvent::Sale(sale) => Ok(sale),
+            other => bail!("not a sale: {other:?}"),
+        },
+        loyaltyd_adapter::Parsed::Ignored { reason, .. } => bail!("ignored: {reason}"),
+    }
+}
+
 fn open_ledger(c: &Config) -> anyhow::Result<crate::ledger::Ledger> {
     crate::ledger::Ledger::open_offline(&c.storage.path).map_err(|e| {
         anyhow::anyhow!(
@@ -173,7 +214,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                     s.currency,
                     s.timezone,
                     s.rules_path.display(),
-                    s.rules.earn.points_per_unit,
+                    s.rules.current().earn.points_per_unit,
                     s.currency
                 );
             }
@@ -234,6 +275,22 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                     ),
                 },
             }
+        }
+        Command::Simulate { rules, order } => {
+            let rules = crate::rules::RuleSet::load(&rules)?;
+            let body = std::fs::read(&order)
+                .with_context(|| format!("cannot read {}", order.display()))?;
+            let sale = read_sale(&body).with_context(|| {
+                format!(
+                    "{} is neither a canonical sale nor a Shopify order",
+                    order.display()
+                )
+            })?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&crate::http::simulate::explain(&sale, &rules))?
+            );
+            Ok(())
         }
         Command::Verify { config } => {
             let c = load(&config)?;
@@ -351,7 +408,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             };
             for s in &c.shops {
                 let m = ledger.mature_due(&s.id, now)?;
-                let e = ledger.expire_due(&s.id, &s.rules.policy, s.timezone, now)?;
+                let e = ledger.expire_due(&s.id, &s.rules.current().policy, s.timezone, now)?;
                 println!(
                     "shop {}: matured {} points in {} postings, expired {} points in {} postings",
                     s.id, m.points, m.postings, e.points, e.postings

@@ -13,7 +13,7 @@ use chrono_tz::Tz;
 use loyaltyd_adapter::{Currency, Secret, ShopId};
 use serde::Deserialize;
 
-use crate::rules::RuleSet;
+use crate::rules::{LiveRules, RuleSet};
 
 /// Default location of the config file, relative to the working directory.
 pub const DEFAULT_PATH: &str = "config/loyaltyd.toml";
@@ -97,8 +97,8 @@ pub struct ShopConfig {
     pub point_value: rust_decimal::Decimal,
     /// `rules`: the rules file (relative to the config file's directory).
     pub rules_path: PathBuf,
-    /// The parsed rules.
-    pub rules: RuleSet,
+    /// The rules in force (reloaded on SIGHUP or when the file changes).
+    pub rules: LiveRules,
     /// `[shops.shopify]`, when the shop takes Shopify webhooks.
     pub shopify: Option<ShopifyConfig>,
     /// `[shops.square]`, when the shop takes Square webhooks.
@@ -531,8 +531,8 @@ fn validate(
             timezone,
             country,
             point_value,
+            rules: LiveRules::new(rules_path.clone(), rules),
             rules_path,
-            rules,
             shopify,
             square,
             declarative,

@@ -122,6 +122,7 @@ pub fn apply_event(
     envelope: &EventEnvelope,
     now: DateTime<Utc>,
 ) -> Result<Applied, LedgerError> {
+    let rules = shop.rules.current();
     let ignore = |kind: &str, reason: &str| {
         ledger.record_ignored(&shop.id, adapter, &envelope.event_id, kind, reason, now)
     };
@@ -141,12 +142,13 @@ pub fn apply_event(
                     ),
                 )?
             } else if let Some(claims) = claims {
-                let award = rules::score(sale, &shop.rules);
+                let award = rules::score(sale, &rules);
                 let cmd = EarnCommand {
                     shop: &shop.id,
                     timezone: shop.timezone,
-                    policy: &shop.rules.policy,
+                    policy: &rules.policy,
                     taxes_included: sale.taxes_included,
+                    rules_version: &rules.version,
                     total: sale.total,
                     adapter,
                     event_id: &envelope.event_id,
@@ -184,7 +186,7 @@ pub fn apply_event(
             &ReversalCommand {
                 shop: &shop.id,
                 timezone: shop.timezone,
-                policy: &shop.rules.policy,
+                policy: &rules.policy,
                 adapter,
                 event_id: &envelope.event_id,
                 order_id: &refund.order_id,
@@ -201,7 +203,7 @@ pub fn apply_event(
             &ReversalCommand {
                 shop: &shop.id,
                 timezone: shop.timezone,
-                policy: &shop.rules.policy,
+                policy: &rules.policy,
                 adapter,
                 event_id: &envelope.event_id,
                 order_id: &cancel.order_id,

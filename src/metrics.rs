@@ -20,8 +20,18 @@ pub struct WebhookLabels {
     pub outcome: String,
 }
 
+/// Labels of a rules reload.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReloadLabels {
+    /// Shop id.
+    pub shop: String,
+    /// `ok` or `rejected`.
+    pub outcome: String,
+}
+
 /// The daemon's metrics.
 pub struct Metrics {
+    rules_reloads: Family<ReloadLabels, Counter>,
     registry: Registry,
     webhooks: Family<WebhookLabels, Counter>,
     webhook_seconds: Family<WebhookLabels, Histogram>,
@@ -36,6 +46,12 @@ impl Default for Metrics {
         let webhook_seconds = Family::<WebhookLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.000_25, 2.0, 16))
         });
+        let rules_reloads = Family::<ReloadLabels, Counter>::default();
+        registry.register(
+            "rules_reloads",
+            "Rules file reloads by shop and outcome (rejected: the old rules stay)",
+            rules_reloads.clone(),
+        );
         let flushes = Counter::default();
         let flushed_writers = Counter::default();
         registry.register(
@@ -59,6 +75,7 @@ impl Default for Metrics {
             flushed_writers.clone(),
         );
         Metrics {
+            rules_reloads,
             registry,
             webhooks,
             webhook_seconds,
@@ -79,6 +96,16 @@ impl Metrics {
         self.webhook_seconds
             .get_or_create(&labels)
             .observe(took.as_secs_f64());
+    }
+
+    /// Count a rules reload.
+    pub fn rules_reload(&self, shop: &str, ok: bool) {
+        self.rules_reloads
+            .get_or_create(&ReloadLabels {
+                shop: shop.to_string(),
+                outcome: if ok { "ok" } else { "rejected" }.to_string(),
+            })
+            .inc();
     }
 
     /// The text exposition, with storage counters brought up to date.

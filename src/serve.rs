@@ -67,6 +67,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         Duration::from_secs(1),
     ));
     let state = Arc::new(AppState::new(config, ledger.clone(), wakeup, adapters));
+    let watcher = tokio::spawn(watch_rules(state.clone(), stop_tx.subscribe()));
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown_signal())
         .await
@@ -76,6 +77,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let _ = stop_tx.send(true);
     let _ = jobs.await;
     let _ = retries.await;
+    let _ = watcher.await;
     match notifier.await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::error!(error = %e, "notifier stopped with an error"),
@@ -103,7 +105,7 @@ async fn run_jobs(
                 for s in &c.shops {
                     postings += l.mature_due(&s.id, now)?.postings;
                     postings += l
-                        .expire_due(&s.id, &s.rules.policy, s.timezone, now)?
+                        .expire_due(&s.id, &s.rules.current().policy, s.timezone, now)?
                         .postings;
                 }
                 Ok(postings)
@@ -124,6 +126,47 @@ async fn run_jobs(
         tokio::select! {
             _ = tokio::time::sleep(config.jobs_interval) => {}
             _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Reload a shop's rules on SIGHUP or when its file changes. A broken file is refused
+/// (logged with file, line and key, counted in `loyaltyd_rules_reloads_total`) and the
+/// rules in force stay.
+async fn watch_rules(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
+    #[cfg(unix)]
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    loop {
+        #[cfg(unix)]
+        let hangup = async {
+            match hup.as_mut() {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let hangup = std::future::pending::<()>();
+        let forced = tokio::select! {
+            _ = hangup => true,
+            _ = tokio::time::sleep(Duration::from_secs(2)) => false,
+            _ = stop.changed() => return,
+        };
+        for shop in &state.config.shops {
+            if !forced && !shop.rules.changed_on_disk() {
+                continue;
+            }
+            match shop.rules.reload() {
+                Ok((old, new)) => {
+                    state.metrics.rules_reload(shop.id.as_str(), true);
+                    tracing::info!(shop = %shop.id, %old, %new, "rules reloaded");
+                }
+                Err(e) => {
+                    state.metrics.rules_reload(shop.id.as_str(), false);
+                    tracing::error!(shop = %shop.id, error = %e, "rules file refused; the previous rules stay in force");
+                }
+            }
         }
     }
 }

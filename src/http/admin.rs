@@ -36,6 +36,7 @@ pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
             "/shops/{shop}/reports/liability",
             get(super::reports::liability),
         )
+        .route("/shops/{shop}/simulate", post(super::simulate::simulate))
         .layer(middleware::from_fn_with_state(state, require_token))
 }
 
@@ -235,6 +236,7 @@ async fn ledger(
                 "idempotency_key": p.idempotency_key,
                 "rule_ids": p.explanation.iter().map(|c| c.rule_id.as_str()).collect::<Vec<_>>(),
                 "explanation": p.explanation,
+                "rules_version": p.rules_version,
                 "entries": p.entries,
             })
         })

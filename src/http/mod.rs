@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod error;
 pub mod reports;
+pub mod simulate;
 pub mod spend;
 pub mod webhooks;
 

@@ -114,6 +114,7 @@ pub async fn redeem(
     let path = format!("POST /v1/shops/{shop_id}/members/{member_id}/redemptions");
     let (b, fingerprint) = parse_body::<RedeemBody>(&path, &body)?;
     let member = load_member(&state, shop, &member_id)?;
+    let rules = shop.rules.current();
     let (points, reward) = match (b.points, b.reward) {
         (Some(p), None) if p > 0 => (Points(p), None),
         (Some(_), None) => {
@@ -123,7 +124,7 @@ pub async fn redeem(
             ))
         }
         (None, Some(r)) => {
-            let reward = shop.rules.reward(&r).ok_or_else(|| {
+            let reward = rules.reward(&r).ok_or_else(|| {
                 ApiError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "unknown_reward",
@@ -197,10 +198,11 @@ pub async fn adjust(
         ));
     }
     let member = load_member(&state, shop, &member_id)?;
+    let rules = shop.rules.current();
     let cmd = AdjustCommand {
         shop: &shop.id,
         timezone: shop.timezone,
-        policy: &shop.rules.policy,
+        policy: &rules.policy,
         member: &member.id,
         points: Points(b.points),
         reason: b.reason.trim(),

@@ -36,6 +36,8 @@ pub struct EarnCommand<'a> {
     pub claims: &'a IdentityClaims,
     /// What the rules awarded.
     pub award: &'a Award,
+    /// Version of the rules that scored it.
+    pub rules_version: &'a str,
     /// Whether the sale's prices include tax (so refund subtotals do too).
     pub taxes_included: bool,
     /// What the customer paid in total.
@@ -119,6 +121,7 @@ fn earn(tx: &Tx<'_>, cmd: &EarnCommand<'_>, now: DateTime<Utc>) -> TxResult<Appl
         let posting = Posting {
             seq,
             shop: tx.shop.clone(),
+            rules_version: Some(cmd.rules_version.to_string()),
             member: member.id.clone(),
             kind: PostingKind::Earn,
             entries: vec![

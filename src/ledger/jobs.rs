@@ -109,6 +109,7 @@ fn mature_member(
     let posting = Posting {
         seq,
         shop: tx.shop.clone(),
+        rules_version: None,
         member: member_id.clone(),
         kind: PostingKind::Mature,
         entries: vec![
@@ -189,6 +190,7 @@ fn expire_member(
     let posting = Posting {
         seq,
         shop: tx.shop.clone(),
+        rules_version: None,
         member: member_id.clone(),
         kind: PostingKind::Expire,
         entries: vec![

@@ -182,6 +182,9 @@ pub struct Posting {
     /// Rules that produced it, with what each contributed (earnings).
     #[serde(default)]
     pub explanation: Vec<Contribution>,
+    /// Version (hash) of the rules file that scored it (earnings).
+    #[serde(default)]
+    pub rules_version: Option<String>,
     /// Who did it (API token name or `system`), for manual postings.
     #[serde(default)]
     pub actor: Option<String>,

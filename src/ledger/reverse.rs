@@ -322,6 +322,7 @@ pub(crate) fn claw_back(
     let posting = Posting {
         seq,
         shop: tx.shop.clone(),
+        rules_version: None,
         member: member.id.clone(),
         kind: PostingKind::Reverse,
         entries,
@@ -380,6 +381,7 @@ fn return_redemptions(
         let posting = Posting {
             seq,
             shop: tx.shop.clone(),
+            rules_version: None,
             member: member.id.clone(),
             kind: PostingKind::RedemptionReturn,
             entries: vec![

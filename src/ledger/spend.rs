@@ -198,6 +198,7 @@ impl Ledger {
             let posting = Posting {
                 seq,
                 shop: tx.shop.clone(),
+                rules_version: None,
                 member: member.id.clone(),
                 kind: PostingKind::Redeem,
                 entries: vec![
@@ -327,6 +328,7 @@ impl Ledger {
             let posting = Posting {
                 seq,
                 shop: tx.shop.clone(),
+                rules_version: None,
                 member: member.id.clone(),
                 kind: PostingKind::Adjust,
                 entries,

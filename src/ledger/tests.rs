@@ -96,6 +96,7 @@ impl World {
                     claims: &claims,
                     award: &award,
                     taxes_included: false,
+                    rules_version: "test",
                     total: eligible,
                 },
                 self.now,

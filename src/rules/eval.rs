@@ -150,6 +150,7 @@ mod tests {
             },
             policy: Default::default(),
             rewards: Vec::new(),
+            version: "test".into(),
         }
     }
 

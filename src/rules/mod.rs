@@ -4,6 +4,7 @@
 //! - [`eval`]: `score(sale, rules) -> Award`, no I/O and no clock reads.
 
 pub mod eval;
+pub mod live;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -14,6 +15,7 @@ use serde::Deserialize;
 use crate::ledger::policy::{ExpiryPolicy, LedgerPolicy, NegativeBalance};
 
 pub use eval::{score, Award, Contribution, LineEligible};
+pub use live::LiveRules;
 
 /// How fractional points are turned into whole points.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -57,6 +59,9 @@ pub struct RuleSet {
     pub policy: LedgerPolicy,
     /// `[[rewards]]`: what points can buy.
     pub rewards: Vec<Reward>,
+    /// First 12 hex digits of the SHA-256 of the file: recorded on every earning, so
+    /// any award can be traced to the exact rules that produced it.
+    pub version: String,
 }
 
 /// A reward in the catalogue.
@@ -234,7 +239,11 @@ impl RuleSet {
                 ));
             }
         }
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(text.as_bytes());
+        let version: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
         Ok(RuleSet {
+            version,
             rewards: raw.rewards,
             earn: EarnRule {
                 points_per_unit: ppu,

@@ -135,6 +135,13 @@ impl Daemon {
         format!("{}{}", self.base, path)
     }
 
+    /// Send a signal (e.g. `libc::SIGHUP`).
+    pub fn signal(&self, sig: i32) {
+        unsafe {
+            libc::kill(self.child.id() as i32, sig);
+        }
+    }
+
     /// Lines printed on stdout so far.
     pub fn stdout_lines(&self) -> Vec<String> {
         self.stdout.lock().unwrap().clone()
