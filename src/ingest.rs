@@ -142,7 +142,7 @@ pub fn apply_event(
                     ),
                 )?
             } else if let Some(claims) = claims {
-                let award = rules::score(sale, &rules);
+                let award = rules::score_sale(sale, &rules);
                 let cmd = EarnCommand {
                     shop: &shop.id,
                     timezone: shop.timezone,

@@ -44,7 +44,7 @@ pub async fn simulate(
 
 /// The award of a sale under `rules`, as JSON (shared with `loyaltyd simulate`).
 pub fn explain(sale: &Sale, rules: &rules::RuleSet) -> Value {
-    let award = rules::score(sale, rules);
+    let award = rules::score_sale(sale, rules);
     json!({
         "order_id": sale.order_id,
         "currency": sale.currency,

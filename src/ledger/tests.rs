@@ -81,6 +81,7 @@ impl World {
                 detail: String::new(),
             }],
             lines,
+            cash_back: Decimal::ZERO,
         };
         let claims = Self::claims(customer);
         self.ledger

@@ -1,26 +1,35 @@
-//! Scoring: a pure function from a sale and a rule set to an [`Award`].
+//! Scoring: a pure function from a sale, a member snapshot and a rule set to an
+//! [`Award`]. No I/O, no clock reads: the sale's time comes from the context.
+//!
+//! See the [module docs](super) for the rules file and how rules combine.
 
-use loyaltyd_adapter::Sale;
+use chrono::{DateTime, Datelike, Timelike, Utc};
+use chrono_tz::Tz;
+use loyaltyd_adapter::{Sale, SaleLine};
 use rust_decimal::prelude::ToPrimitive;
-use rust_decimal::Decimal;
+use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 
-use super::RuleSet;
+use super::{Combine, Conditions, Effect, Per, Rule, RuleSet};
 use crate::points::Points;
 
 /// What a sale earns, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Award {
-    /// Total points earned.
+    /// Total points earned, after caps; never negative.
     pub points: Points,
     /// The spend the rules counted, in the sale's currency.
     #[serde(with = "rust_decimal::serde::str")]
     pub eligible_spend: Decimal,
-    /// One entry per rule that fired.
+    /// One entry per rule that fired (the base rate first), then caps as negative
+    /// entries. The points add up to [`Award::points`].
     pub contributions: Vec<Contribution>,
     /// Eligible spend per sale line (zero for lines that never earn), kept with the
     /// order so refunds reverse in proportion to what they take back.
     pub lines: Vec<LineEligible>,
+    /// Store credit earned, in the sale currency (`>= 0`).
+    #[serde(default, with = "rust_decimal::serde::str")]
+    pub cash_back: Decimal,
 }
 
 /// The eligible spend of one sale line.
@@ -34,7 +43,7 @@ pub struct LineEligible {
 }
 
 impl Award {
-    /// Ids of the rules that contributed.
+    /// Ids of the rules that contributed (including caps).
     pub fn rule_ids(&self) -> Vec<String> {
         self.contributions
             .iter()
@@ -48,7 +57,7 @@ impl Award {
 pub struct Contribution {
     /// The rule's id.
     pub rule_id: String,
-    /// Points it contributed.
+    /// Points it contributed (negative for a cap).
     pub points: Points,
     /// A human-readable account of the arithmetic.
     pub detail: String,
@@ -57,150 +66,431 @@ pub struct Contribution {
 /// The id of the base earning rule in explanations.
 pub const BASE_RULE_ID: &str = "earn.base";
 
-/// Score a sale. Eligible spend is the sum over non-gift-card lines of
-/// `unit_price × quantity − discount`, less the line's tax when prices include tax;
-/// shipping and tax are never eligible. Points are `rounding(eligible × points_per_unit)`.
-pub fn score(sale: &Sale, rules: &RuleSet) -> Award {
-    let lines: Vec<LineEligible> = sale
-        .lines
-        .iter()
-        .map(|l| LineEligible {
-            line_id: l.line_id.clone(),
-            eligible: if l.gift_card {
-                Decimal::ZERO
-            } else if sale.taxes_included {
-                (l.net() - l.tax).max(Decimal::ZERO)
-            } else {
-                l.net().max(Decimal::ZERO)
-            },
-        })
-        .collect();
-    let eligible: Decimal = lines.iter().map(|l| l.eligible).sum();
-    let raw = eligible * rules.earn.points_per_unit;
-    let whole = rules.earn.rounding.apply(raw);
-    // Saturate rather than wrap on absurd inputs; such sales are still bounded by the
-    // adapter's parsing of amounts.
-    let points = Points(whole.to_i64().unwrap_or(i64::MAX));
-    Award {
-        points,
-        eligible_spend: eligible,
-        contributions: vec![Contribution {
-            rule_id: BASE_RULE_ID.to_string(),
-            points,
-            detail: format!(
-                "eligible spend {eligible} {cur} x {ppu} points per {cur} = {raw}, {rounding:?} -> {points}",
-                cur = sale.currency,
-                ppu = rules.earn.points_per_unit,
-                rounding = rules.earn.rounding,
-                points = points.0,
-            ),
-        }],
-        lines,
+/// What the daemon knows about the member when the sale is scored.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MemberSnapshot {
+    /// Current tier, if the shop has tiers.
+    pub tier: Option<String>,
+    /// Tags (`card`, `staff`, ...).
+    pub tags: Vec<String>,
+    /// Whether this sale is the member's first purchase.
+    pub first_purchase: bool,
+    /// Points earned earlier on the sale's local day (for `per_member_day`).
+    pub earned_today: Points,
+    /// Points earned earlier in the sale's local month (for `per_member_month`).
+    pub earned_this_month: Points,
+}
+
+/// The sale and where and when it happened.
+#[derive(Debug, Clone, Copy)]
+pub struct SaleContext<'a> {
+    /// The sale.
+    pub sale: &'a Sale,
+    /// The adapter that produced it (`shopify`, `square`, ...).
+    pub adapter: &'a str,
+    /// When the POS says it happened.
+    pub occurred_at: DateTime<Utc>,
+    /// The shop's time zone: dates, days and hours are read in it.
+    pub timezone: Tz,
+}
+
+/// The product type of a line, for `product_types` conditions. The SDK's `SaleLine`
+/// carries no product type, so this is `None` and such conditions match no line until
+/// adapters report one.
+pub fn line_product_type(_line: &SaleLine) -> Option<&str> {
+    None
+}
+
+/// The collections / categories of a line, for `collections` conditions. The SDK's
+/// `SaleLine` carries none, so this is empty and such conditions match no line until
+/// adapters report them.
+pub fn line_collections(_line: &SaleLine) -> &[String] {
+    &[]
+}
+
+/// Score a sale the way the daemon did before conditions existed: a new member, no
+/// adapter, at the Unix epoch in UTC. Rules with conditions on the adapter, the member
+/// or the date see those values.
+pub fn score_sale(sale: &Sale, rules: &RuleSet) -> Award {
+    let ctx = SaleContext {
+        sale,
+        adapter: "",
+        occurred_at: DateTime::<Utc>::UNIX_EPOCH,
+        timezone: Tz::UTC,
+    };
+    score(&ctx, &MemberSnapshot::default(), rules)
+}
+
+fn mul(a: Decimal, b: Decimal) -> Decimal {
+    a.checked_mul(b).unwrap_or(Decimal::MAX)
+}
+
+fn add(a: Decimal, b: Decimal) -> Decimal {
+    a.checked_add(b).unwrap_or(Decimal::MAX)
+}
+
+fn whole(d: Decimal) -> i64 {
+    d.to_i64().unwrap_or(if d.is_sign_negative() {
+        i64::MIN
+    } else {
+        i64::MAX
+    })
+}
+
+/// The eligible spend of one line under the rules' `[eligible]` table.
+fn line_eligible(sale: &Sale, l: &SaleLine, rules: &RuleSet) -> Decimal {
+    let e = &rules.eligible;
+    if (l.gift_card && !e.gift_cards)
+        || l.sku.as_deref().is_some_and(|s| e.exclude_skus.contains(s))
+    {
+        return Decimal::ZERO;
     }
+    let mut amount = mul(l.unit_price, l.quantity);
+    if e.subtract_discounts {
+        amount -= l.discount;
+    }
+    if sale.taxes_included && !e.include_tax {
+        amount -= l.tax;
+    } else if !sale.taxes_included && e.include_tax {
+        amount = add(amount, l.tax);
+    }
+    amount.max(Decimal::ZERO)
+}
+
+fn line_matches(w: &Conditions, l: &SaleLine) -> bool {
+    fn opt(set: &Option<super::NameSet>, v: Option<&str>) -> bool {
+        match set {
+            None => true,
+            Some(s) => v.is_some_and(|v| s.contains(v)),
+        }
+    }
+    opt(&w.skus, l.sku.as_deref())
+        && opt(&w.product_ids, l.product_id.as_deref())
+        && opt(&w.vendors, l.vendor.as_deref())
+        && opt(&w.product_types, line_product_type(l))
+        && w.collections
+            .as_ref()
+            .is_none_or(|s| s.contains_any(line_collections(l).iter().map(String::as_str)))
+}
+
+/// The sale's local time, computed at most once per score.
+struct Local<'a> {
+    ctx: &'a SaleContext<'a>,
+    at: Option<DateTime<Tz>>,
+}
+
+impl Local<'_> {
+    fn get(&mut self) -> DateTime<Tz> {
+        *self
+            .at
+            .get_or_insert_with(|| self.ctx.occurred_at.with_timezone(&self.ctx.timezone))
+    }
+}
+
+fn order_matches(
+    w: &Conditions,
+    ctx: &SaleContext<'_>,
+    member: &MemberSnapshot,
+    eligible: Decimal,
+    local: &mut Local<'_>,
+) -> bool {
+    let sale = ctx.sale;
+    let opt = |set: &Option<super::NameSet>, v: Option<&str>| match set {
+        None => true,
+        Some(s) => v.is_some_and(|v| s.contains(v)),
+    };
+    if !(opt(&w.channels, sale.channel.as_deref())
+        && opt(&w.adapters, Some(ctx.adapter))
+        && opt(&w.locations, sale.location_id.as_deref())
+        && opt(&w.tiers, member.tier.as_deref()))
+    {
+        return false;
+    }
+    if let Some(tags) = &w.tags {
+        if !tags.contains_any(member.tags.iter().map(String::as_str)) {
+            return false;
+        }
+    }
+    if w.first_purchase.is_some_and(|f| f != member.first_purchase) {
+        return false;
+    }
+    if w.min_spend.is_some_and(|m| eligible < m) {
+        return false;
+    }
+    if w.needs_local_time() {
+        let t = local.get();
+        let date = t.date_naive();
+        if w.from.is_some_and(|f| date < f) || w.to.is_some_and(|to| date > to) {
+            return false;
+        }
+        if w.days.is_some_and(|d| !d.contains(t.weekday())) {
+            return false;
+        }
+        let minute = (t.hour() * 60 + t.minute()) as u16;
+        if w.hours.is_some_and(|h| !h.contains(minute)) {
+            return false;
+        }
+    }
+    true
+}
+
+/// A rule that fired, before combining.
+struct Fired<'r> {
+    rule: &'r Rule,
+    points: i64,
+    cash: Decimal,
+    detail: String,
+}
+
+/// Score a sale for a member under `rules`. See the [module docs](super) for the
+/// arithmetic; every fired rule and every cap is listed in [`Award::contributions`].
+pub fn score(ctx: &SaleContext<'_>, member: &MemberSnapshot, rules: &RuleSet) -> Award {
+    let sale = ctx.sale;
+    let cur = sale.currency;
+    let n = sale.lines.len();
+    let rounding = rules.earn.rounding;
+    let ppu = rules.earn.points_per_unit;
+
+    // Eligible spend per line; index `n` of `spend` is shipping (whole-order rules only).
+    let mut spend: Vec<Decimal> = Vec::with_capacity(n + 1);
+    let mut lines: Vec<LineEligible> = Vec::with_capacity(n);
+    for l in &sale.lines {
+        let e = line_eligible(sale, l, rules);
+        spend.push(e);
+        lines.push(LineEligible {
+            line_id: l.line_id.clone(),
+            eligible: e,
+        });
+    }
+    let shipping = if rules.eligible.include_shipping {
+        sale.shipping.max(Decimal::ZERO)
+    } else {
+        Decimal::ZERO
+    };
+    spend.push(shipping);
+    let eligible = spend.iter().fold(Decimal::ZERO, |a, b| add(a, *b));
+
+    let raw = mul(eligible, ppu);
+    let base = Points(whole(rounding.apply(raw)).max(0));
+    let mut contributions = Vec::with_capacity(1 + rules.rules.len().min(8));
+    contributions.push(Contribution {
+        rule_id: BASE_RULE_ID.to_string(),
+        points: base,
+        detail: format!(
+            "eligible spend {eligible} {cur} x {ppu} points per {cur} = {raw}, {rounding:?} -> {points}",
+            points = base.0,
+        ),
+    });
+
+    let mut local = Local { ctx, at: None };
+    let mut fired: Vec<Fired<'_>> = Vec::new();
+    // Per-line multiplier so far (`combine = "multiply"` only).
+    let mut factor: Vec<Decimal> = Vec::new();
+    let mut matched: Vec<bool> = Vec::new();
+    let minor = cur.minor_units().unwrap_or(2);
+    for rule in &rules.rules {
+        let w = &rule.when;
+        if !order_matches(w, ctx, member, eligible, &mut local) {
+            continue;
+        }
+        let line_rule = w.has_line_conditions();
+        let scope_spend = if line_rule {
+            matched.clear();
+            let mut sum = Decimal::ZERO;
+            let mut any = false;
+            for (l, e) in sale.lines.iter().zip(&spend) {
+                let m = !e.is_zero() && line_matches(w, l);
+                matched.push(m);
+                if m {
+                    any = true;
+                    sum = add(sum, *e);
+                }
+            }
+            if !any {
+                continue;
+            }
+            matched.push(false); // shipping
+            sum
+        } else {
+            eligible
+        };
+        let in_scope = |i: usize| !line_rule || matched[i];
+        let on = if line_rule {
+            "matching lines"
+        } else {
+            "the order"
+        };
+        let id = &rule.id;
+        let (points, cash, detail) = match &rule.effect {
+            Effect::PointsPerUnit { rate, per } => {
+                let (p, how) = match per {
+                    Per::Order => {
+                        let raw = mul(scope_spend, *rate);
+                        let p = whole(rounding.apply(raw));
+                        (p, format!(" = {raw}, {rounding:?} -> +{p}"))
+                    }
+                    Per::Line => {
+                        let mut p = 0i64;
+                        for (i, e) in spend.iter().enumerate() {
+                            if in_scope(i) && !e.is_zero() {
+                                p = p.saturating_add(whole(rounding.apply(mul(*e, *rate))));
+                            }
+                        }
+                        (p, format!(", {rounding:?} per line -> +{p}"))
+                    }
+                };
+                (
+                    p,
+                    Decimal::ZERO,
+                    format!("{id}: {rate} points per {cur} on {scope_spend} {cur} of {on}{how}"),
+                )
+            }
+            Effect::Multiplier(m) => {
+                let extra = m - Decimal::ONE;
+                let (raw, on_base) = if rules.earn.combine == Combine::Multiply {
+                    if factor.is_empty() {
+                        factor.resize(n + 1, Decimal::ONE);
+                    }
+                    let mut raw = Decimal::ZERO;
+                    let mut base_on = Decimal::ZERO;
+                    for (i, f) in factor.iter_mut().enumerate() {
+                        if in_scope(i) && !spend[i].is_zero() {
+                            let b = mul(mul(spend[i], ppu), *f);
+                            base_on = add(base_on, b);
+                            raw = add(raw, mul(b, extra));
+                            *f = mul(*f, *m);
+                        }
+                    }
+                    (raw, base_on)
+                } else {
+                    let b = mul(scope_spend, ppu);
+                    (mul(b, extra), b)
+                };
+                let p = whole(rounding.apply(raw));
+                (
+                    p,
+                    Decimal::ZERO,
+                    format!(
+                        "{id}: x{m} on {on_base} base points of {on} = {raw}, {rounding:?} -> +{p}"
+                    ),
+                )
+            }
+            Effect::Bonus(b) => (b.0, Decimal::ZERO, format!("{id}: bonus +{b}")),
+            Effect::CashBackPercent(pct) => {
+                let raw = mul(scope_spend, *pct) / Decimal::ONE_HUNDRED;
+                let cash = raw.round_dp_with_strategy(minor, RoundingStrategy::ToZero);
+                (
+                    0,
+                    cash,
+                    format!("{id}: {pct}% cash back on {scope_spend} {cur} of {on} = {cash} {cur} store credit"),
+                )
+            }
+        };
+        fired.push(Fired {
+            rule,
+            points: points.max(0),
+            cash,
+            detail,
+        });
+    }
+
+    let mut total = base;
+    let mut cash_back = Decimal::ZERO;
+    if rules.earn.combine == Combine::Best {
+        let is_cash = |f: &Fired<'_>| matches!(f.rule.effect, Effect::CashBackPercent(_));
+        let best_points = best_of(fired.iter().filter(|f| !is_cash(f)), |f| f.points.into());
+        let best_cash = best_of(fired.iter().filter(|f| is_cash(f)), |f| f.cash);
+        for f in fired {
+            let winner = if is_cash(&f) { best_cash } else { best_points };
+            if winner == Some(f.rule.id.as_str()) {
+                total += Points(f.points);
+                cash_back = add(cash_back, f.cash);
+                contributions.push(Contribution {
+                    rule_id: f.rule.id.clone(),
+                    points: Points(f.points),
+                    detail: f.detail,
+                });
+            } else {
+                contributions.push(Contribution {
+                    rule_id: f.rule.id.clone(),
+                    points: Points::ZERO,
+                    detail: format!(
+                        "{} (not applied: best rule wins, {} gives more)",
+                        f.detail,
+                        winner.unwrap_or("-")
+                    ),
+                });
+            }
+        }
+    } else {
+        for f in fired {
+            total += Points(f.points);
+            cash_back = add(cash_back, f.cash);
+            contributions.push(Contribution {
+                rule_id: f.rule.id.clone(),
+                points: Points(f.points),
+                detail: f.detail,
+            });
+        }
+    }
+
+    let caps = &rules.caps;
+    let limits = [
+        ("cap.per_order", caps.per_order, Points::ZERO, "per order"),
+        (
+            "cap.per_member_day",
+            caps.per_member_day,
+            member.earned_today,
+            "per member per day",
+        ),
+        (
+            "cap.per_member_month",
+            caps.per_member_month,
+            member.earned_this_month,
+            "per member per month",
+        ),
+    ];
+    for (id, cap, earlier, what) in limits {
+        let Some(cap) = cap else { continue };
+        let room = (cap - earlier.max(Points::ZERO)).max(Points::ZERO);
+        if total > room {
+            let cut = room - total;
+            contributions.push(Contribution {
+                rule_id: id.to_string(),
+                points: cut,
+                detail: if earlier.0 > 0 {
+                    format!("{id}: at most {cap} points {what}, {earlier} already earned: {cut}")
+                } else {
+                    format!("{id}: at most {cap} points {what}: {cut}")
+                },
+            });
+            total = room;
+        }
+    }
+
+    Award {
+        points: total.max(Points::ZERO),
+        eligible_spend: eligible,
+        contributions,
+        lines,
+        cash_back: cash_back.max(Decimal::ZERO),
+    }
+}
+
+/// The id of the fired rule with the largest value; ties go to the first in the file.
+fn best_of<'a, 'r: 'a>(
+    fired: impl Iterator<Item = &'a Fired<'r>>,
+    value: impl Fn(&Fired<'r>) -> Decimal,
+) -> Option<&'r str> {
+    let mut best: Option<(&Fired<'r>, Decimal)> = None;
+    for f in fired {
+        let v = value(f);
+        if best.as_ref().is_none_or(|(_, b)| v > *b) {
+            best = Some((f, v));
+        }
+    }
+    best.map(|(f, _)| f.rule.id.as_str())
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::rules::{EarnRule, Rounding};
-    use loyaltyd_adapter::SaleLine;
-    use std::str::FromStr;
-
-    fn d(s: &str) -> Decimal {
-        Decimal::from_str(s).unwrap()
-    }
-
-    fn line(price: &str, qty: i64, discount: &str, tax: &str, gift_card: bool) -> SaleLine {
-        SaleLine {
-            line_id: "l".into(),
-            sku: None,
-            product_id: None,
-            variant_id: None,
-            title: "t".into(),
-            vendor: None,
-            quantity: Decimal::from(qty),
-            unit_price: d(price),
-            discount: d(discount),
-            tax: d(tax),
-            gift_card,
-        }
-    }
-
-    fn sale(lines: Vec<SaleLine>, taxes_included: bool) -> Sale {
-        Sale {
-            order_id: "o".into(),
-            source_order_id: None,
-            customer: None,
-            currency: "USD".parse().unwrap(),
-            lines,
-            shipping: d("7.50"),
-            tax: d("3.00"),
-            taxes_included,
-            total: d("0"),
-            location_id: None,
-            channel: None,
-        }
-    }
-
-    fn rules(ppu: &str, rounding: Rounding) -> RuleSet {
-        RuleSet {
-            earn: EarnRule {
-                points_per_unit: d(ppu),
-                rounding,
-            },
-            policy: Default::default(),
-            rewards: Vec::new(),
-            version: "test".into(),
-        }
-    }
-
-    #[test]
-    fn the_reference_pos_basket_earns_eleven_points_at_one_per_dollar() {
-        // 2 x 4.50 - 0.92 + 3.25 - 0.33 = 11.00; tax and shipping excluded.
-        let s = sale(
-            vec![
-                line("4.50", 2, "0.92", "0.65", false),
-                line("3.25", 1, "0.33", "0.23", false),
-            ],
-            false,
-        );
-        let a = score(&s, &rules("1", Rounding::Floor));
-        assert_eq!(a.eligible_spend, d("11.00"));
-        assert_eq!(a.points, Points(11));
-        assert_eq!(a.rule_ids(), vec!["earn.base".to_string()]);
-    }
-
-    #[test]
-    fn fractions_are_floored_by_default() {
-        let s = sale(vec![line("10.99", 1, "0", "0", false)], false);
-        assert_eq!(score(&s, &rules("1", Rounding::Floor)).points, Points(10));
-        assert_eq!(score(&s, &rules("1", Rounding::Round)).points, Points(11));
-    }
-
-    #[test]
-    fn gift_cards_earn_nothing() {
-        let s = sale(vec![line("50.00", 1, "0", "0", true)], false);
-        assert_eq!(score(&s, &rules("1", Rounding::Floor)).points, Points(0));
-    }
-
-    #[test]
-    fn included_tax_is_taken_out_of_eligible_spend() {
-        let s = sale(vec![line("35.00", 1, "5.00", "4.79", false)], true);
-        let a = score(&s, &rules("1", Rounding::Floor));
-        assert_eq!(a.eligible_spend, d("25.21"));
-        assert_eq!(a.points, Points(25));
-    }
-
-    #[test]
-    fn a_discount_larger_than_the_basket_earns_zero_not_negative() {
-        let s = sale(vec![line("5.00", 1, "9.00", "0", false)], false);
-        assert_eq!(score(&s, &rules("2", Rounding::Floor)).points, Points(0));
-    }
-
-    #[test]
-    fn a_fractional_rate_is_exact() {
-        // 0.1 as f64 would give 29.999...; Decimal gives exactly 30.
-        let s = sale(vec![line("300.00", 1, "0", "0", false)], false);
-        assert_eq!(score(&s, &rules("0.1", Rounding::Floor)).points, Points(30));
-    }
-}
+mod tests;

@@ -1,0 +1,1 @@
+//! Tests of the example rule files in config/examples/.
