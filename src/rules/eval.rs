@@ -493,4 +493,4 @@ fn best_of<'a, 'r: 'a>(
 }
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;
