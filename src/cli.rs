@@ -288,7 +288,15 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             })?;
             println!(
                 "{}",
-                serde_json::to_string_pretty(&crate::http::simulate::explain(&sale, &rules))?
+                serde_json::to_string_pretty(&crate::http::simulate::explain(
+                    &crate::rules::SaleContext {
+                        sale: &sale,
+                        adapter: "simulate",
+                        occurred_at: chrono::Utc::now(),
+                        timezone: chrono_tz::Tz::UTC,
+                    },
+                    &rules
+                ))?
             );
             Ok(())
         }

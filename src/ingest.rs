@@ -142,22 +142,43 @@ pub fn apply_event(
                     ),
                 )?
             } else if let Some(claims) = claims {
-                let award = rules::score_sale(sale, &rules);
-                let cmd = EarnCommand {
-                    shop: &shop.id,
-                    timezone: shop.timezone,
-                    policy: &rules.policy,
-                    taxes_included: sale.taxes_included,
-                    rules_version: &rules.version,
-                    total: sale.total,
-                    adapter,
-                    event_id: &envelope.event_id,
-                    order_id: &sale.order_id,
-                    occurred_at: envelope.occurred_at,
-                    claims: &claims,
-                    award: &award,
+                // Score against a snapshot of the member read outside the transaction;
+                // the transaction refuses the posting if the member changed meanwhile,
+                // and the sale is scored again (optimistic, so scoring stays pure).
+                let mut attempt = 0;
+                let applied = loop {
+                    let member = ledger.find_member(&shop.id, &claims)?;
+                    let snapshot = member_snapshot(member.as_ref(), envelope.occurred_at, shop);
+                    let award = rules::score(
+                        &rules::SaleContext {
+                            sale,
+                            adapter,
+                            occurred_at: envelope.occurred_at,
+                            timezone: shop.timezone,
+                        },
+                        &snapshot,
+                        &rules,
+                    );
+                    let cmd = EarnCommand {
+                        shop: &shop.id,
+                        timezone: shop.timezone,
+                        policy: &rules.policy,
+                        taxes_included: sale.taxes_included,
+                        rules_version: &rules.version,
+                        expected_revision: member.as_ref().map(|m| m.revision),
+                        total: sale.total,
+                        adapter,
+                        event_id: &envelope.event_id,
+                        order_id: &sale.order_id,
+                        occurred_at: envelope.occurred_at,
+                        claims: &claims,
+                        award: &award,
+                    };
+                    match ledger.apply_earn(&cmd, now) {
+                        Err(LedgerError::StaleSnapshot) if attempt < 16 => attempt += 1,
+                        other => break other?,
+                    }
                 };
-                let applied = ledger.apply_earn(&cmd, now)?;
                 if let Applied::New(r) = &applied {
                     tracing::info!(
                         shop = %shop.id,
@@ -234,4 +255,37 @@ pub fn apply_event(
         }
     };
     Ok(applied)
+}
+
+/// What the rules may know about a member when scoring a sale at `at`.
+fn member_snapshot(
+    member: Option<&crate::member::Member>,
+    at: DateTime<Utc>,
+    shop: &ShopConfig,
+) -> rules::MemberSnapshot {
+    let Some(m) = member else {
+        return rules::MemberSnapshot {
+            first_purchase: true,
+            ..Default::default()
+        };
+    };
+    let local = at.with_timezone(&shop.timezone).date_naive();
+    let month = local.format("%Y-%m").to_string();
+    rules::MemberSnapshot {
+        tier: m.tier.clone(),
+        tags: m.tags.clone(),
+        first_purchase: m.sales == 0,
+        earned_today: m
+            .earned_day
+            .as_ref()
+            .filter(|(d, _)| *d == local)
+            .map(|(_, p)| *p)
+            .unwrap_or_default(),
+        earned_this_month: m
+            .earned_month
+            .as_ref()
+            .filter(|(mm, _)| *mm == month)
+            .map(|(_, p)| *p)
+            .unwrap_or_default(),
+    }
 }

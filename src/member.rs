@@ -218,6 +218,25 @@ pub struct Member {
     pub consent: loyaltyd_adapter::Consent,
     /// Tier name; tiers come with the rules engine.
     pub tier: Option<String>,
+    /// Tags rules can test (`card`, `staff`, …).
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Sales scored so far (0 = the next sale is the first purchase).
+    #[serde(default)]
+    pub sales: u32,
+    /// Points earned on one local day, for per-day caps.
+    #[serde(default)]
+    pub earned_day: Option<(chrono::NaiveDate, Points)>,
+    /// Points earned in one local month (`YYYY-MM`), for per-month caps.
+    #[serde(default)]
+    pub earned_month: Option<(String, Points)>,
+    /// Store credit earned as cash back, in the shop currency.
+    #[serde(default, with = "rust_decimal::serde::str")]
+    pub store_credit: rust_decimal::Decimal,
+    /// Bumped on every change: scoring reads a snapshot of the member outside the
+    /// transaction, and the transaction refuses to post if the member changed since.
+    #[serde(default)]
+    pub revision: u64,
     /// Points ever earned (never decreases on spending).
     pub lifetime: Points,
     /// Last earning or redemption (drives inactivity expiry).

@@ -39,17 +39,31 @@ pub async fn simulate(
         ));
     }
     let rules = shop.rules.current();
-    Ok(Json(explain(&sale, &rules)))
+    // Scored as a new member's sale happening now (first purchase), like the CLI.
+    let ctx = rules::SaleContext {
+        sale: &sale,
+        adapter: "simulate",
+        occurred_at: chrono::Utc::now(),
+        timezone: shop.timezone,
+    };
+    Ok(Json(explain(&ctx, &rules)))
 }
 
-/// The award of a sale under `rules`, as JSON (shared with `loyaltyd simulate`).
-pub fn explain(sale: &Sale, rules: &rules::RuleSet) -> Value {
-    let award = rules::score_sale(sale, rules);
+/// The award of a sale under `rules`, as JSON (shared with `loyaltyd simulate`), for a
+/// new member (first purchase).
+pub fn explain(ctx: &rules::SaleContext<'_>, rules: &rules::RuleSet) -> Value {
+    let member = rules::MemberSnapshot {
+        first_purchase: true,
+        ..Default::default()
+    };
+    let sale = ctx.sale;
+    let award = rules::score(ctx, &member, rules);
     json!({
         "order_id": sale.order_id,
         "currency": sale.currency,
         "points": award.points,
         "eligible_spend": award.eligible_spend.to_string(),
+        "cash_back": award.cash_back.to_string(),
         "rules_version": rules.version,
         "rule_ids": award.rule_ids(),
         "explanation": award.contributions,

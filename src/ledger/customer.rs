@@ -48,7 +48,7 @@ fn customer(tx: &Tx<'_>, cmd: &CustomerCommand<'_>, now: DateTime<Utc>) -> TxRes
     if let Some(existing) = tx.get::<DeliveryRecord>(tx.index, &dedupe_key)? {
         return Ok(Applied::Duplicate(existing));
     }
-    let mut member = find_or_create_member(tx, cmd.claims, now)?;
+    let (mut member, _) = find_or_create_member(tx, cmd.claims, now)?;
     // A customer record is the POS's current view: newer names replace older ones.
     if let Some(f) = &cmd.claims.first_name {
         member.first_name = Some(f.clone());

@@ -38,6 +38,10 @@ pub struct EarnCommand<'a> {
     pub award: &'a Award,
     /// Version of the rules that scored it.
     pub rules_version: &'a str,
+    /// Revision of the member snapshot the award was scored with (`None`: no member
+    /// existed). The posting is refused with [`LedgerError::StaleSnapshot`] if the
+    /// member changed since.
+    pub expected_revision: Option<u64>,
     /// Whether the sale's prices include tax (so refund subtotals do too).
     pub taxes_included: bool,
     /// What the customer paid in total.
@@ -79,7 +83,11 @@ fn earn(tx: &Tx<'_>, cmd: &EarnCommand<'_>, now: DateTime<Utc>) -> TxResult<Appl
         return Ok(Applied::New(r));
     }
 
-    let mut member = find_or_create_member(tx, cmd.claims, now)?;
+    let (mut member, existed) = find_or_create_member(tx, cmd.claims, now)?;
+    let found_revision = existed.then_some(member.revision);
+    if found_revision != cmd.expected_revision {
+        return Err(super::tx::abort(LedgerError::StaleSnapshot));
+    }
     order.scored = true;
     order.member = Some(member.id.clone());
     order.eligible = cmd.award.eligible_spend;
@@ -122,6 +130,7 @@ fn earn(tx: &Tx<'_>, cmd: &EarnCommand<'_>, now: DateTime<Utc>) -> TxResult<Appl
             seq,
             shop: tx.shop.clone(),
             rules_version: Some(cmd.rules_version.to_string()),
+            cash_back: cmd.award.cash_back,
             member: member.id.clone(),
             kind: PostingKind::Earn,
             entries: vec![
@@ -145,6 +154,16 @@ fn earn(tx: &Tx<'_>, cmd: &EarnCommand<'_>, now: DateTime<Utc>) -> TxResult<Appl
         tx.post(&posting)?;
         tx.save_lots(&member.id, &lots)?;
         member.lifetime += points;
+        let local = cmd.occurred_at.with_timezone(&cmd.timezone).date_naive();
+        let month = local.format("%Y-%m").to_string();
+        member.earned_day = Some(match member.earned_day.take() {
+            Some((d, p)) if d == local => (d, p + points),
+            _ => (local, points),
+        });
+        member.earned_month = Some(match member.earned_month.take() {
+            Some((m, p)) if m == month => (m, p + points),
+            _ => (month, points),
+        });
         member.last_activity_at = Some(
             member
                 .last_activity_at
@@ -156,6 +175,34 @@ fn earn(tx: &Tx<'_>, cmd: &EarnCommand<'_>, now: DateTime<Utc>) -> TxResult<Appl
         order.lot = lot;
         order.earned = points;
         posting_id = Some(seq);
+    } else if cmd.award.cash_back > rust_decimal::Decimal::ZERO && !order.closed {
+        // Cash back without points: journaled all the same (no point entries).
+        let seq = tx.next_seq()?;
+        let posting = Posting {
+            seq,
+            shop: tx.shop.clone(),
+            rules_version: Some(cmd.rules_version.to_string()),
+            cash_back: cmd.award.cash_back,
+            member: member.id.clone(),
+            kind: PostingKind::Earn,
+            entries: Vec::new(),
+            lots: Vec::new(),
+            occurred_at: cmd.occurred_at,
+            recorded_at: now,
+            idempotency_key: format!("{}:{}", cmd.adapter, cmd.event_id),
+            order_id: Some(cmd.order_id.to_string()),
+            explanation: cmd.award.contributions.clone(),
+            actor: None,
+            reason: None,
+            reward: None,
+            shortfall: Points::ZERO,
+        };
+        tx.post(&posting)?;
+        posting_id = Some(seq);
+    }
+    member.sales += 1;
+    if posting_id.is_some() {
+        member.store_credit += cmd.award.cash_back;
     }
     tx.save_member(&member)?;
 
@@ -193,7 +240,7 @@ pub(crate) fn find_or_create_member(
     tx: &Tx<'_>,
     claims: &IdentityClaims,
     now: DateTime<Utc>,
-) -> TxResult<Member> {
+) -> TxResult<(Member, bool)> {
     let mut found = None;
     for ident in &claims.identities {
         if let Some(id) = tx
@@ -208,6 +255,7 @@ pub(crate) fn find_or_create_member(
             }
         }
     }
+    let existed = found.is_some();
     let mut member = found.unwrap_or_else(|| Member {
         id: MemberId::generate(),
         email: None,
@@ -218,6 +266,12 @@ pub(crate) fn find_or_create_member(
         birthday: None,
         consent: Default::default(),
         tier: None,
+        tags: Vec::new(),
+        sales: 0,
+        earned_day: None,
+        earned_month: None,
+        store_credit: rust_decimal::Decimal::ZERO,
+        revision: 0,
         lifetime: Points::ZERO,
         last_activity_at: None,
         created_at: now,
@@ -259,5 +313,5 @@ pub(crate) fn find_or_create_member(
     if member.last_name.is_none() {
         member.last_name = claims.last_name.clone();
     }
-    Ok(member)
+    Ok((member, existed))
 }

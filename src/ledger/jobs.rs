@@ -110,6 +110,7 @@ fn mature_member(
         seq,
         shop: tx.shop.clone(),
         rules_version: None,
+        cash_back: rust_decimal::Decimal::ZERO,
         member: member_id.clone(),
         kind: PostingKind::Mature,
         entries: vec![
@@ -191,6 +192,7 @@ fn expire_member(
         seq,
         shop: tx.shop.clone(),
         rules_version: None,
+        cash_back: rust_decimal::Decimal::ZERO,
         member: member_id.clone(),
         kind: PostingKind::Expire,
         entries: vec![

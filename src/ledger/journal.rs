@@ -185,6 +185,9 @@ pub struct Posting {
     /// Version (hash) of the rules file that scored it (earnings).
     #[serde(default)]
     pub rules_version: Option<String>,
+    /// Store credit (shop currency) the sale earned as cash back, alongside its points.
+    #[serde(default, with = "rust_decimal::serde::str")]
+    pub cash_back: rust_decimal::Decimal,
     /// Who did it (API token name or `system`), for manual postings.
     #[serde(default)]
     pub actor: Option<String>,

@@ -70,6 +70,10 @@ pub enum LedgerError {
     /// No such member.
     #[error("no such member")]
     UnknownMember,
+    /// The member changed between reading the snapshot a sale was scored with and
+    /// posting it; score again with a fresh snapshot.
+    #[error("the member changed while the sale was scored")]
+    StaleSnapshot,
     /// The Idempotency-Key was used before with a different request.
     #[error("the Idempotency-Key was already used for a different request")]
     IdempotencyConflict,
@@ -389,6 +393,21 @@ impl Ledger {
             }
             None => Ok(None),
         }
+    }
+
+    /// The member the first of `claims`' identities belongs to (as the earn transaction
+    /// would find them), for scoring snapshots.
+    pub fn find_member(
+        &self,
+        shop: &ShopId,
+        claims: &crate::member::IdentityClaims,
+    ) -> Result<Option<Member>, LedgerError> {
+        for ident in &claims.identities {
+            if let Some(m) = self.member_by_identity(shop, ident.kind, &ident.value)? {
+                return Ok(Some(m));
+            }
+        }
+        Ok(None)
     }
 
     /// A member's balances.

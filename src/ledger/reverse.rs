@@ -323,6 +323,7 @@ pub(crate) fn claw_back(
         seq,
         shop: tx.shop.clone(),
         rules_version: None,
+        cash_back: rust_decimal::Decimal::ZERO,
         member: member.id.clone(),
         kind: PostingKind::Reverse,
         entries,
@@ -382,6 +383,7 @@ fn return_redemptions(
             seq,
             shop: tx.shop.clone(),
             rules_version: None,
+            cash_back: rust_decimal::Decimal::ZERO,
             member: member.id.clone(),
             kind: PostingKind::RedemptionReturn,
             entries: vec![

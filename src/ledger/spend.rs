@@ -199,6 +199,7 @@ impl Ledger {
                 seq,
                 shop: tx.shop.clone(),
                 rules_version: None,
+                cash_back: rust_decimal::Decimal::ZERO,
                 member: member.id.clone(),
                 kind: PostingKind::Redeem,
                 entries: vec![
@@ -329,6 +330,7 @@ impl Ledger {
                 seq,
                 shop: tx.shop.clone(),
                 rules_version: None,
+                cash_back: rust_decimal::Decimal::ZERO,
                 member: member.id.clone(),
                 kind: PostingKind::Adjust,
                 entries,

@@ -84,6 +84,11 @@ impl World {
             cash_back: Decimal::ZERO,
         };
         let claims = Self::claims(customer);
+        let expected_revision = self
+            .ledger
+            .find_member(&self.shop, &claims)
+            .unwrap()
+            .map(|m| m.revision);
         self.ledger
             .apply_earn(
                 &EarnCommand {
@@ -98,6 +103,7 @@ impl World {
                     award: &award,
                     taxes_included: false,
                     rules_version: "test",
+                    expected_revision,
                     total: eligible,
                 },
                 self.now,
@@ -591,4 +597,39 @@ fn the_same_event_twice_is_a_duplicate_with_the_first_answer() {
         other => panic!("{other:?}"),
     }
     assert_eq!(w.ledger.journal_len(&w.shop).unwrap(), 1);
+}
+
+#[test]
+fn a_sale_scored_on_a_stale_member_snapshot_is_refused_and_posts_nothing() {
+    let w = World::new(allow());
+    w.earn("e1", "o1", "c1", &[("a", "10")]);
+    let claims = World::claims("c1");
+    let award = Award {
+        points: Points(5),
+        eligible_spend: d("5"),
+        contributions: Vec::new(),
+        lines: Vec::new(),
+        cash_back: Decimal::ZERO,
+    };
+    let r = w.ledger.apply_earn(
+        &EarnCommand {
+            shop: &w.shop,
+            timezone: w.tz,
+            policy: &w.policy,
+            adapter: "shopify",
+            event_id: "e2",
+            order_id: "o2",
+            occurred_at: w.now,
+            claims: &claims,
+            award: &award,
+            taxes_included: false,
+            rules_version: "test",
+            expected_revision: Some(999),
+            total: d("5"),
+        },
+        w.now,
+    );
+    assert!(matches!(r, Err(LedgerError::StaleSnapshot)), "{r:?}");
+    assert_eq!(w.ledger.journal_len(&w.shop).unwrap(), 1);
+    assert_eq!(w.balances("c1"), (10, 0));
 }

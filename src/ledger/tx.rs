@@ -222,7 +222,13 @@ impl<'a> Tx<'a> {
 
     pub fn save_member(&self, m: &Member) -> TxResult<()> {
         self.with_member(&m.id, |st| {
-            st.member = Some(m.clone());
+            let mut m = m.clone();
+            // Every save moves the revision forward.
+            let stored = st.member.as_ref().map(|s| s.revision).unwrap_or(0);
+            if m.revision <= stored {
+                m.revision = stored + 1;
+            }
+            st.member = Some(m);
             st.dirty = true;
         })
     }

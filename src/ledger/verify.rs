@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use loyaltyd_adapter::ShopId;
 
-use super::journal::{Account, PostingKind};
+use super::journal::Account;
 use super::replay::replay;
 use super::{Ledger, LedgerError};
 use crate::points::Points;
@@ -30,6 +30,7 @@ impl Ledger {
             .map(|(_, p)| p)
             .collect();
         let mut missing_notice = Vec::new();
+        let mut credit: BTreeMap<crate::member::MemberId, rust_decimal::Decimal> = BTreeMap::new();
         let mut v_shop = Vec::new();
         let mut total = Points::ZERO;
         for p in &postings {
@@ -37,9 +38,10 @@ impl Ledger {
                 v_shop.push(p.seq);
             }
             total += p.entries.iter().fold(Points::ZERO, |a, e| a + e.amount);
-            let should_notify = !(p.kind == PostingKind::Reverse
-                && p.member_available_delta().0 == 0
-                && p.member_pending_delta().0 == 0);
+            // Every posting that moves a member's points announces it.
+            let should_notify =
+                p.member_available_delta().0 != 0 || p.member_pending_delta().0 != 0;
+            *credit.entry(p.member.clone()).or_default() += p.cash_back;
             if should_notify && !notified.contains(&p.seq) {
                 missing_notice.push(p.seq);
             }
@@ -96,6 +98,15 @@ impl Ledger {
             }
         }
 
+        for m in self.all_members(shop)? {
+            let journal = credit.get(&m.id).copied().unwrap_or_default();
+            if journal != m.store_credit {
+                v.problems.push(format!(
+                    "store credit of member {}: stored {}, journal gives {journal}",
+                    m.id, m.store_credit
+                ));
+            }
+        }
         let stored_lots: BTreeMap<_, _> = self.all_lots(shop)?.into_iter().collect();
         for (m, lots) in &r.lots {
             if stored_lots.get(m) != Some(lots) {

@@ -1,0 +1,69 @@
+//! End to end: a rules program through the running daemon — first-purchase bonus,
+//! cash back into store credit — scored from the member's stored state.
+
+mod common;
+
+use common::*;
+
+fn order(id: u64) -> Vec<u8> {
+    String::from_utf8(fixture("orders-paid-pos.json"))
+        .unwrap()
+        .replace("5812403339301", &id.to_string())
+        .into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_first_purchase_bonus_fires_once_and_cash_back_becomes_store_credit() {
+    let setup = Setup::new(1024 * 1024);
+    std::fs::write(
+        setup.dir.path().join("rules.toml"),
+        r#"[earn]
+points_per_unit = "1"
+
+[[rules]]
+id = "first-visit"
+when = { first_purchase = true }
+effect = { bonus = 25 }
+
+[[rules]]
+id = "cash-back"
+effect = { cash_back_percent = "2" }
+"#,
+    )
+    .unwrap();
+    let d = setup.start();
+
+    // 11.00 eligible: 11 base + 25 first visit; 2 % of 11.00 = 0.22 store credit.
+    let (s, r) = post_shopify(&d, "demo", "orders/paid", "wh-1", &order(1), SHOPIFY_SECRET).await;
+    assert_eq!((s, r["points"].as_i64()), (200, Some(36)), "{r}");
+    // The second sale is not a first purchase any more.
+    let (_, r) = post_shopify(&d, "demo", "orders/paid", "wh-2", &order(2), SHOPIFY_SECRET).await;
+    assert_eq!(r["points"], 11, "{r}");
+
+    let (_, m) = admin_get(&d, "/v1/shops/demo/members/lookup?email=ada@example.com").await;
+    assert_eq!(m["points"]["available"], 47);
+    assert_eq!(m["store_credit"], "0.44");
+    let id = m["id"].as_str().unwrap();
+    let (_, ledger) = admin_get(&d, &format!("/v1/shops/demo/members/{id}/ledger")).await;
+    let first = &ledger["entries"][1];
+    let rules: Vec<&str> = first["rule_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(
+        rules.contains(&"first-visit") && rules.contains(&"earn.base"),
+        "{first}"
+    );
+    assert!(!ledger["entries"][0]["rule_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|v| v == "first-visit"));
+
+    // The books still balance, store credit included.
+    assert!(d.terminate().success());
+    let (ok, out, err) = run_cli(&["verify", "--config", setup.config_path().to_str().unwrap()]);
+    assert!(ok, "{out}{err}");
+}
