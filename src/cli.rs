@@ -416,10 +416,15 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             };
             for s in &c.shops {
                 let m = ledger.mature_due(&s.id, now)?;
-                let e = ledger.expire_due(&s.id, &s.rules.current().policy, s.timezone, now)?;
+                let rules = s.rules.current();
+                let e = ledger.expire_due(&s.id, &rules.policy, s.timezone, now)?;
+                let t = match &rules.tiers {
+                    Some(tiers) => ledger.review_tiers(&s.id, tiers, s.timezone, now)?,
+                    None => Default::default(),
+                };
                 println!(
-                    "shop {}: matured {} points in {} postings, expired {} points in {} postings",
-                    s.id, m.points, m.postings, e.points, e.postings
+                    "shop {}: matured {} points in {} postings, expired {} points in {} postings, {} tier changes",
+                    s.id, m.points, m.postings, e.points, e.postings, t.postings
                 );
             }
             ledger.flush_now()?;

@@ -166,6 +166,7 @@ pub fn apply_event(
                         taxes_included: sale.taxes_included,
                         rules_version: &rules.version,
                         expected_revision: member.as_ref().map(|m| m.revision),
+                        tiers: rules.tiers.as_ref(),
                         total: sale.total,
                         adapter,
                         event_id: &envelope.event_id,

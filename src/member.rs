@@ -230,6 +230,9 @@ pub struct Member {
     /// Points earned in one local month (`YYYY-MM`), for per-month caps.
     #[serde(default)]
     pub earned_month: Option<(String, Points)>,
+    /// Points and spend per local month, for tier qualification (last 24 months).
+    #[serde(default)]
+    pub tier_buckets: Vec<crate::rules::tiers::MonthBucket>,
     /// Store credit earned as cash back, in the shop currency.
     #[serde(default, with = "rust_decimal::serde::str")]
     pub store_credit: rust_decimal::Decimal,

@@ -104,9 +104,13 @@ async fn run_jobs(
                 let mut postings = 0;
                 for s in &c.shops {
                     postings += l.mature_due(&s.id, now)?.postings;
+                    let rules = s.rules.current();
                     postings += l
-                        .expire_due(&s.id, &s.rules.current().policy, s.timezone, now)?
+                        .expire_due(&s.id, &rules.policy, s.timezone, now)?
                         .postings;
+                    if let Some(tiers) = &rules.tiers {
+                        postings += l.review_tiers(&s.id, tiers, s.timezone, now)?.postings;
+                    }
                 }
                 Ok(postings)
             })

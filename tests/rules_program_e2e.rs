@@ -67,3 +67,93 @@ effect = { cash_back_percent = "2" }
     let (ok, out, err) = run_cli(&["verify", "--config", setup.config_path().to_str().unwrap()]);
     assert!(ok, "{out}{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_member_moves_up_a_tier_after_the_crossing_sale_and_down_at_review() {
+    let setup = Setup::new(1024 * 1024);
+    std::fs::write(
+        setup.dir.path().join("rules.toml"),
+        r#"[earn]
+points_per_unit = "1"
+
+[tiers]
+basis = "points"
+window = "rolling_12_months"
+
+[[tiers.levels]]
+name = "silver"
+threshold = 30
+
+[[rules]]
+id = "silver-double"
+when = { tiers = ["silver"] }
+effect = { multiplier = "2" }
+"#,
+    )
+    .unwrap();
+    let d = setup.start();
+    let mut earned = Vec::new();
+    for i in 1..=4u64 {
+        let (s, r) = post_shopify(
+            &d,
+            "demo",
+            "orders/paid",
+            &format!("wh-{i}"),
+            &order(i),
+            SHOPIFY_SECRET,
+        )
+        .await;
+        assert_eq!(s, 200, "{r}");
+        earned.push(r["points"].as_i64().unwrap());
+    }
+    // 11 + 11 + 11 crosses 30 on the third sale, which still earns at the old tier;
+    // the fourth earns double.
+    assert_eq!(earned, vec![11, 11, 11, 22]);
+    let (_, m) = admin_get(&d, "/v1/shops/demo/members/lookup?email=ada@example.com").await;
+    assert_eq!(m["tier"], "silver", "{m}");
+    let id = m["id"].as_str().unwrap().to_string();
+    let (_, ledger) = admin_get(&d, &format!("/v1/shops/demo/members/{id}/ledger")).await;
+    let change = ledger["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "tier_change")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        change["reason"], "tier none -> silver: threshold reached",
+        "{ledger}"
+    );
+    assert!(d
+        .wait_for_line(|l| l.contains(&format!("member {id} moved from no tier to silver tier")))
+        .is_some());
+
+    // Two years on, the rolling window is empty: the review job moves the member down, once.
+    assert!(d.terminate().success());
+    let config = setup.config_path();
+    let config = config.to_str().unwrap();
+    let (ok, out, err) = run_cli(&[
+        "jobs",
+        "run",
+        "--config",
+        config,
+        "--at",
+        "2029-01-01T00:00:00Z",
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("shop demo:") && out.contains(", 1 tier changes"),
+        "{out}"
+    );
+    let (_, out, _) = run_cli(&[
+        "jobs",
+        "run",
+        "--config",
+        config,
+        "--at",
+        "2029-01-01T00:00:00Z",
+    ]);
+    assert!(out.contains(", 0 tier changes"), "{out}");
+    let (ok, out, err) = run_cli(&["verify", "--config", config]);
+    assert!(ok, "{out}{err}");
+}

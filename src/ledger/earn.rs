@@ -42,6 +42,8 @@ pub struct EarnCommand<'a> {
     /// existed). The posting is refused with [`LedgerError::StaleSnapshot`] if the
     /// member changed since.
     pub expected_revision: Option<u64>,
+    /// The shop's tier program, if any.
+    pub tiers: Option<&'a crate::rules::tiers::TierProgram>,
     /// Whether the sale's prices include tax (so refund subtotals do too).
     pub taxes_included: bool,
     /// What the customer paid in total.
@@ -201,6 +203,29 @@ fn earn(tx: &Tx<'_>, cmd: &EarnCommand<'_>, now: DateTime<Utc>) -> TxResult<Appl
         posting_id = Some(seq);
     }
     member.sales += 1;
+    if let (Some(tp), false) = (cmd.tiers, order.closed) {
+        let day = cmd.occurred_at.with_timezone(&cmd.timezone).date_naive();
+        crate::rules::tiers::record(
+            &mut member.tier_buckets,
+            day,
+            points,
+            cmd.award.eligible_spend,
+        );
+        let target = tp
+            .tier_for(tp.qualifying(&member.tier_buckets, day))
+            .map(str::to_string);
+        // Only upward here: this sale earned at the old tier; the next earns at the new.
+        if tp.rank(target.as_deref()) > tp.rank(member.tier.as_deref()) {
+            super::tiers::change_tier(
+                tx,
+                &mut member,
+                target,
+                "threshold reached",
+                cmd.occurred_at,
+                now,
+            )?;
+        }
+    }
     if posting_id.is_some() {
         member.store_credit += cmd.award.cash_back;
     }
@@ -270,6 +295,7 @@ pub(crate) fn find_or_create_member(
         sales: 0,
         earned_day: None,
         earned_month: None,
+        tier_buckets: Vec::new(),
         store_credit: rust_decimal::Decimal::ZERO,
         revision: 0,
         lifetime: Points::ZERO,

@@ -97,6 +97,8 @@ pub enum PostingKind {
     Reverse,
     /// Points that lapsed under the expiry policy.
     Expire,
+    /// The member moved to another tier (no points move; the reason says from/to).
+    TierChange,
 }
 
 impl PostingKind {
@@ -110,6 +112,7 @@ impl PostingKind {
             PostingKind::Adjust => "adjust",
             PostingKind::Reverse => "reverse",
             PostingKind::Expire => "expire",
+            PostingKind::TierChange => "tier_change",
         }
     }
 }

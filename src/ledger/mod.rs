@@ -25,6 +25,7 @@ pub mod policy;
 pub mod replay;
 pub mod reverse;
 pub mod spend;
+pub mod tiers;
 pub(crate) mod tx;
 pub mod verify;
 

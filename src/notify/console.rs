@@ -37,13 +37,25 @@ impl ConsoleSink {
 
 /// The line printed for a message.
 pub fn render(msg: &OutboxMessage) -> String {
-    let Notice::Posted {
-        kind,
-        points,
-        available,
-        pending,
-        pending_until,
-    } = &msg.notice;
+    let (kind, points, available, pending, pending_until) = match &msg.notice {
+        Notice::Posted {
+            kind,
+            points,
+            available,
+            pending,
+            pending_until,
+        } => (kind, points, available, pending, pending_until),
+        Notice::TierChanged { from, to } => {
+            let name = |t: &Option<String>| t.clone().unwrap_or_else(|| "no".into());
+            return format!(
+                "[{}] member {} moved from {} tier to {} tier",
+                msg.shop,
+                msg.member,
+                name(from),
+                name(to)
+            );
+        }
+    };
     let what = match kind {
         PostingKind::Earn => match pending_until {
             Some(t) => format!(
@@ -59,6 +71,7 @@ pub fn render(msg: &OutboxMessage) -> String {
         PostingKind::Adjust => format!("was debited {} points", -*points),
         PostingKind::Reverse => format!("lost {points} points (refund)"),
         PostingKind::Expire => format!("had {points} points expire"),
+        PostingKind::TierChange => "changed tier".to_string(),
     };
     let pending = if pending.0 != 0 {
         format!(" ({pending} pending)")

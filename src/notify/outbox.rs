@@ -36,6 +36,13 @@ pub enum Notice {
         /// For pending earnings: when they become available.
         pending_until: Option<DateTime<Utc>>,
     },
+    /// The member moved to another tier.
+    TierChanged {
+        /// Tier before (`None`: no tier).
+        from: Option<String>,
+        /// Tier after (`None`: no tier).
+        to: Option<String>,
+    },
 }
 
 /// One message waiting in the outbox.

@@ -119,6 +119,7 @@
 pub mod eval;
 pub mod live;
 mod parse;
+pub mod tiers;
 
 #[cfg(test)]
 mod examples_tests;
@@ -411,6 +412,8 @@ pub struct RuleSet {
     pub rules: Vec<Rule>,
     /// `[caps]`
     pub caps: Caps,
+    /// `[tiers]`, when the program has tiers.
+    pub tiers: Option<tiers::TierProgram>,
     /// `[points]`: returns window, expiry, clawback policy.
     pub policy: LedgerPolicy,
     /// `[[rewards]]`: what points can buy.
@@ -435,6 +438,7 @@ impl RuleSet {
             eligible: Eligibility::default(),
             rules: Vec::new(),
             caps: Caps::default(),
+            tiers: None,
             policy: LedgerPolicy::default(),
             rewards: Vec::new(),
             version: String::new(),

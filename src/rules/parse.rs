@@ -21,6 +21,7 @@ type Sp<T> = Option<Spanned<T>>;
 #[serde(deny_unknown_fields)]
 struct RawRules {
     earn: Option<RawEarn>,
+    tiers: Option<RawTiers>,
     #[serde(default)]
     points: RawPoints,
     #[serde(default)]
@@ -31,6 +32,22 @@ struct RawRules {
     rules: Vec<RawRule>,
     #[serde(default)]
     caps: RawCaps,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawTiers {
+    basis: Option<super::tiers::TierBasis>,
+    window: Option<super::tiers::TierWindow>,
+    #[serde(default)]
+    levels: Vec<RawLevel>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLevel {
+    name: String,
+    threshold: toml::Value,
 }
 
 #[derive(Deserialize, Default)]
@@ -378,7 +395,63 @@ impl RuleSet {
         use sha2::Digest;
         let digest = sha2::Sha256::digest(text.as_bytes());
         let version: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+        let tiers = match raw.tiers {
+            None => None,
+            Some(t) => {
+                let mut levels = Vec::new();
+                for (i, l) in t.levels.into_iter().enumerate() {
+                    let key = format!("tiers.levels[{i}]");
+                    let threshold = match &l.threshold {
+                        toml::Value::String(s) => s.trim().parse::<rust_decimal::Decimal>().ok(),
+                        toml::Value::Integer(n) => Some(rust_decimal::Decimal::from(*n)),
+                        _ => None,
+                    }
+                    .filter(|d| !d.is_sign_negative())
+                    .ok_or_else(|| RulesError {
+                        file: file.to_string(),
+                        line: crate::config::find_key_line(text, &format!("{key}.threshold")),
+                        key: format!("{key}.threshold"),
+                        message: "must be a non-negative integer or decimal string".into(),
+                    })?;
+                    let prev: Option<&super::tiers::TierLevel> = levels.last();
+                    if l.name.trim().is_empty()
+                        || levels
+                            .iter()
+                            .any(|x: &super::tiers::TierLevel| x.name == l.name)
+                        || prev.is_some_and(|p| p.threshold >= threshold)
+                    {
+                        return Err(RulesError {
+                            file: file.to_string(),
+                            line: crate::config::find_key_line(text, &format!("{key}.name")),
+                            key: format!("{key}.name"),
+                            message: "tier names must be unique and thresholds strictly increasing"
+                                .into(),
+                        });
+                    }
+                    levels.push(super::tiers::TierLevel {
+                        name: l.name,
+                        threshold,
+                    });
+                }
+                if levels.is_empty() {
+                    return Err(RulesError {
+                        file: file.to_string(),
+                        line: crate::config::find_key_line(text, "tiers"),
+                        key: "tiers.levels".into(),
+                        message: "a [tiers] table needs at least one [[tiers.levels]]".into(),
+                    });
+                }
+                Some(super::tiers::TierProgram {
+                    basis: t.basis.unwrap_or(super::tiers::TierBasis::Points),
+                    window: t
+                        .window
+                        .unwrap_or(super::tiers::TierWindow::Rolling12Months),
+                    levels,
+                })
+            }
+        };
         Ok(RuleSet {
+            tiers,
             version,
             rewards: raw.rewards,
             earn: EarnRule {
