@@ -422,9 +422,16 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                     Some(tiers) => ledger.review_tiers(&s.id, tiers, s.timezone, now)?,
                     None => Default::default(),
                 };
+                let b = ledger.birthday_bonuses(
+                    &s.id,
+                    rules.bonuses.birthday,
+                    &rules.policy,
+                    s.timezone,
+                    now,
+                )?;
                 println!(
-                    "shop {}: matured {} points in {} postings, expired {} points in {} postings, {} tier changes",
-                    s.id, m.points, m.postings, e.points, e.postings, t.postings
+                    "shop {}: matured {} points in {} postings, expired {} points in {} postings, {} tier changes, {} birthday bonuses",
+                    s.id, m.points, m.postings, e.points, e.postings, t.postings, b.postings
                 );
             }
             ledger.flush_now()?;

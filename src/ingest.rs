@@ -167,6 +167,8 @@ pub fn apply_event(
                         rules_version: &rules.version,
                         expected_revision: member.as_ref().map(|m| m.revision),
                         tiers: rules.tiers.as_ref(),
+                        signup_bonus: rules.bonuses.signup,
+                        rewards: &rules.rewards,
                         total: sale.total,
                         adapter,
                         event_id: &envelope.event_id,
@@ -249,6 +251,9 @@ pub fn apply_event(
                         claims: &claims,
                         birthday: c.birthday,
                         consent: c.consent,
+                        signup_bonus: rules.bonuses.signup,
+                        policy: &rules.policy,
+                        timezone: shop.timezone,
                     },
                     now,
                 )?

@@ -233,6 +233,9 @@ pub struct Member {
     /// Points and spend per local month, for tier qualification (last 24 months).
     #[serde(default)]
     pub tier_buckets: Vec<crate::rules::tiers::MonthBucket>,
+    /// The last year a birthday bonus was given.
+    #[serde(default)]
+    pub birthday_bonus_year: Option<i32>,
     /// Store credit earned as cash back, in the shop currency.
     #[serde(default, with = "rust_decimal::serde::str")]
     pub store_credit: rust_decimal::Decimal,

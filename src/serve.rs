@@ -111,6 +111,15 @@ async fn run_jobs(
                     if let Some(tiers) = &rules.tiers {
                         postings += l.review_tiers(&s.id, tiers, s.timezone, now)?.postings;
                     }
+                    postings += l
+                        .birthday_bonuses(
+                            &s.id,
+                            rules.bonuses.birthday,
+                            &rules.policy,
+                            s.timezone,
+                            now,
+                        )?
+                        .postings;
                 }
                 Ok(postings)
             })

@@ -157,3 +157,97 @@ effect = { multiplier = "2" }
     let (ok, out, err) = run_cli(&["verify", "--config", config]);
     assert!(ok, "{out}{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sign_up_and_birthday_bonuses_fire_once_and_a_reward_unlock_is_announced() {
+    let setup = Setup::new(1024 * 1024);
+    std::fs::write(
+        setup.dir.path().join("rules.toml"),
+        r#"[earn]
+points_per_unit = "1"
+
+[bonuses]
+signup = 10
+birthday = 100
+
+[[rewards]]
+id = "free-coffee"
+name = "Free coffee"
+points = 50
+"#,
+    )
+    .unwrap();
+    let d = setup.start();
+
+    // The Shopify customer record creates Ada (birthday 12 March): +10 welcome points.
+    let (s, r) = post_shopify(
+        &d,
+        "demo",
+        "customers/update",
+        "wh-c",
+        &fixture("customers-update.json"),
+        SHOPIFY_SECRET,
+    )
+    .await;
+    assert_eq!(
+        (s, r["status"].as_str()),
+        (200, Some("customer_updated")),
+        "{r}"
+    );
+    let (_, m) = admin_get(&d, "/v1/shops/demo/members/lookup?email=ada@example.com").await;
+    assert_eq!(m["points"]["available"], 10, "{m}");
+    assert_eq!(m["birthday"], "1990-03-12");
+    let id = m["id"].as_str().unwrap().to_string();
+
+    // Her sale (11) is not a new member: no second welcome.
+    post_shopify(&d, "demo", "orders/paid", "wh-1", &order(1), SHOPIFY_SECRET).await;
+    let (_, m) = admin_get(&d, "/v1/shops/demo/members/lookup?email=ada@example.com").await;
+    assert_eq!(m["points"]["available"], 21);
+
+    // Birthday: the job on 12 March (shop time zone) gives 100, once.
+    assert!(d.terminate().success());
+    let config = setup.config_path();
+    let config = config.to_str().unwrap();
+    let (ok, out, err) = run_cli(&[
+        "jobs",
+        "run",
+        "--config",
+        config,
+        "--at",
+        "2027-03-12T17:00:00Z",
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("1 birthday bonuses"), "{out}");
+    let (_, out, _) = run_cli(&[
+        "jobs",
+        "run",
+        "--config",
+        config,
+        "--at",
+        "2027-03-12T20:00:00Z",
+    ]);
+    assert!(out.contains("0 birthday bonuses"), "{out}");
+    let (ok, out, err) = run_cli(&["verify", "--config", config]);
+    assert!(ok, "{out}{err}");
+
+    let d = setup.start();
+    let (_, m) = admin_get(&d, "/v1/shops/demo/members/lookup?email=ada@example.com").await;
+    assert_eq!(m["points"]["available"], 121);
+
+    // Spend down to 40, then a sale of 11 crosses 50 again: "can now redeem Free coffee".
+    let (s, _, _) = admin_post(
+        &d,
+        &format!("/v1/shops/demo/members/{id}/redemptions"),
+        Some("k1"),
+        r#"{"points": 81}"#,
+    )
+    .await;
+    assert_eq!(s, 201);
+    post_shopify(&d, "demo", "orders/paid", "wh-2", &order(2), SHOPIFY_SECRET).await;
+    let line = format!("member {id} can now redeem Free coffee (50 points), balance 51");
+    assert!(
+        d.wait_for_line(|l| l.contains(&line)).is_some(),
+        "{:?}",
+        d.stdout_lines()
+    );
+}

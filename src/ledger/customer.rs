@@ -25,6 +25,12 @@ pub struct CustomerCommand<'a> {
     pub birthday: Option<NaiveDate>,
     /// Consent per channel; `None` leaves what is stored.
     pub consent: Consent,
+    /// Sign-up bonus if this creates the member (0: none).
+    pub signup_bonus: u32,
+    /// The shop's ledger terms and time zone (for the bonus lot).
+    pub policy: &'a crate::ledger::policy::LedgerPolicy,
+    /// Shop time zone.
+    pub timezone: chrono_tz::Tz,
 }
 
 impl Ledger {
@@ -48,7 +54,21 @@ fn customer(tx: &Tx<'_>, cmd: &CustomerCommand<'_>, now: DateTime<Utc>) -> TxRes
     if let Some(existing) = tx.get::<DeliveryRecord>(tx.index, &dedupe_key)? {
         return Ok(Applied::Duplicate(existing));
     }
-    let (mut member, _) = find_or_create_member(tx, cmd.claims, now)?;
+    let (mut member, existed) = find_or_create_member(tx, cmd.claims, now)?;
+    if !existed {
+        let key = format!("signup:{}", member.id);
+        super::bonus::grant_bonus(
+            tx,
+            &mut member,
+            cmd.signup_bonus,
+            &key,
+            "welcome",
+            cmd.policy,
+            cmd.timezone,
+            now,
+            now,
+        )?;
+    }
     // A customer record is the POS's current view: newer names replace older ones.
     if let Some(f) = &cmd.claims.first_name {
         member.first_name = Some(f.clone());

@@ -42,6 +42,10 @@ pub struct EarnCommand<'a> {
     /// existed). The posting is refused with [`LedgerError::StaleSnapshot`] if the
     /// member changed since.
     pub expected_revision: Option<u64>,
+    /// Sign-up bonus for a member this sale creates (0: none).
+    pub signup_bonus: u32,
+    /// The rewards catalogue, for "reward unlocked" notices.
+    pub rewards: &'a [crate::rules::Reward],
     /// The shop's tier program, if any.
     pub tiers: Option<&'a crate::rules::tiers::TierProgram>,
     /// Whether the sale's prices include tax (so refund subtotals do too).
@@ -90,6 +94,20 @@ fn earn(tx: &Tx<'_>, cmd: &EarnCommand<'_>, now: DateTime<Utc>) -> TxResult<Appl
     if found_revision != cmd.expected_revision {
         return Err(super::tx::abort(LedgerError::StaleSnapshot));
     }
+    if !existed {
+        let key = format!("signup:{}", member.id);
+        super::bonus::grant_bonus(
+            tx,
+            &mut member,
+            cmd.signup_bonus,
+            &key,
+            "welcome",
+            cmd.policy,
+            cmd.timezone,
+            cmd.occurred_at,
+            now,
+        )?;
+    }
     order.scored = true;
     order.member = Some(member.id.clone());
     order.eligible = cmd.award.eligible_spend;
@@ -128,6 +146,7 @@ fn earn(tx: &Tx<'_>, cmd: &EarnCommand<'_>, now: DateTime<Utc>) -> TxResult<Appl
             LotChange::Open { lot, .. } | LotChange::TopUp { lot, .. } => Some(*lot),
             _ => None,
         });
+        let before = tx.balance(&Account::MemberAvailable(member.id.clone()))?;
         let posting = Posting {
             seq,
             shop: tx.shop.clone(),
@@ -173,6 +192,7 @@ fn earn(tx: &Tx<'_>, cmd: &EarnCommand<'_>, now: DateTime<Utc>) -> TxResult<Appl
         );
         member.updated_at = now;
         tx.notify_posted(&member, &posting, points, pending_until)?;
+        super::bonus::announce_unlocks(tx, &member, &posting, before, cmd.rewards)?;
         order.earn_seq = Some(seq);
         order.lot = lot;
         order.earned = points;
@@ -296,6 +316,7 @@ pub(crate) fn find_or_create_member(
         earned_day: None,
         earned_month: None,
         tier_buckets: Vec::new(),
+        birthday_bonus_year: None,
         store_credit: rust_decimal::Decimal::ZERO,
         revision: 0,
         lifetime: Points::ZERO,

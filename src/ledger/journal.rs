@@ -99,6 +99,8 @@ pub enum PostingKind {
     Expire,
     /// The member moved to another tier (no points move; the reason says from/to).
     TierChange,
+    /// Points given for an event other than a sale (sign-up, birthday).
+    Bonus,
 }
 
 impl PostingKind {
@@ -113,6 +115,7 @@ impl PostingKind {
             PostingKind::Reverse => "reverse",
             PostingKind::Expire => "expire",
             PostingKind::TierChange => "tier_change",
+            PostingKind::Bonus => "bonus",
         }
     }
 }

@@ -13,6 +13,7 @@
 //! postings, balances, lots, outbox messages — is written in ONE sled transaction, and
 //! the caller acknowledges only after [`Ledger::durable`] returns.
 
+pub mod bonus;
 pub mod commit;
 pub mod customer;
 pub mod earn;

@@ -45,6 +45,17 @@ pub fn render(msg: &OutboxMessage) -> String {
             pending,
             pending_until,
         } => (kind, points, available, pending, pending_until),
+        Notice::RewardUnlocked {
+            name,
+            cost,
+            available,
+            ..
+        } => {
+            return format!(
+                "[{}] member {} can now redeem {name} ({cost} points), balance {available}",
+                msg.shop, msg.member
+            );
+        }
         Notice::TierChanged { from, to } => {
             let name = |t: &Option<String>| t.clone().unwrap_or_else(|| "no".into());
             return format!(
@@ -72,6 +83,7 @@ pub fn render(msg: &OutboxMessage) -> String {
         PostingKind::Reverse => format!("lost {points} points (refund)"),
         PostingKind::Expire => format!("had {points} points expire"),
         PostingKind::TierChange => "changed tier".to_string(),
+        PostingKind::Bonus => format!("received {points} bonus points"),
     };
     let pending = if pending.0 != 0 {
         format!(" ({pending} pending)")

@@ -36,6 +36,17 @@ pub enum Notice {
         /// For pending earnings: when they become available.
         pending_until: Option<DateTime<Utc>>,
     },
+    /// The member's balance reached a reward's cost.
+    RewardUnlocked {
+        /// Reward id.
+        reward: String,
+        /// Reward name.
+        name: String,
+        /// Its cost.
+        cost: Points,
+        /// Available balance now.
+        available: Points,
+    },
     /// The member moved to another tier.
     TierChanged {
         /// Tier before (`None`: no tier).

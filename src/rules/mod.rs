@@ -414,6 +414,8 @@ pub struct RuleSet {
     pub caps: Caps,
     /// `[tiers]`, when the program has tiers.
     pub tiers: Option<tiers::TierProgram>,
+    /// `[bonuses]`: points for events other than sales.
+    pub bonuses: Bonuses,
     /// `[points]`: returns window, expiry, clawback policy.
     pub policy: LedgerPolicy,
     /// `[[rewards]]`: what points can buy.
@@ -439,12 +441,26 @@ impl RuleSet {
             rules: Vec::new(),
             caps: Caps::default(),
             tiers: None,
+            bonuses: Bonuses::default(),
             policy: LedgerPolicy::default(),
             rewards: Vec::new(),
             version: String::new(),
             warnings: Vec::new(),
         }
     }
+}
+
+/// Points for events other than sales (`[bonuses]`); each fires once per its key.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bonuses {
+    /// When a member is first created (by a sale or a POS customer record); once.
+    #[serde(default)]
+    pub signup: u32,
+    /// On the member's birthday in the shop's time zone (29 February: on 28 February
+    /// in other years); once a year, by the jobs.
+    #[serde(default)]
+    pub birthday: u32,
 }
 
 /// A reward in the catalogue.

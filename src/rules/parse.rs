@@ -32,6 +32,8 @@ struct RawRules {
     rules: Vec<RawRule>,
     #[serde(default)]
     caps: RawCaps,
+    #[serde(default)]
+    bonuses: super::Bonuses,
 }
 
 #[derive(Deserialize, Default)]
@@ -454,6 +456,7 @@ impl RuleSet {
             tiers,
             version,
             rewards: raw.rewards,
+            bonuses: raw.bonuses,
             earn: EarnRule {
                 points_per_unit: ppu,
                 rounding: earn.rounding.unwrap_or(Rounding::Floor),

@@ -1,0 +1,188 @@
+//! Points for events other than sales — a sign-up bonus when a member is first
+//! created, a birthday bonus once a year — each given at most once per its key; and the
+//! "reward unlocked" notice when an earning lifts a balance past a reward's cost.
+
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use chrono_tz::Tz;
+use loyaltyd_adapter::ShopId;
+
+use super::jobs::JobReport;
+use super::journal::{Account, Entry, Posting, PostingKind};
+use super::policy::LedgerPolicy;
+use super::tx::{Credit, Tx, TxResult};
+use super::{keys, Ledger, LedgerError};
+use crate::member::{Member, MemberId};
+use crate::notify::outbox::Notice;
+use crate::points::Points;
+use crate::rules::Reward;
+
+/// Give `points` to `member` once for `key` (e.g. `signup:<member>`,
+/// `birthday:<member>:<year>`). Returns whether anything was posted; the caller saves
+/// the member.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn grant_bonus(
+    tx: &Tx<'_>,
+    member: &mut Member,
+    points: u32,
+    key: &str,
+    reason: &str,
+    policy: &LedgerPolicy,
+    timezone: Tz,
+    at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> TxResult<bool> {
+    let index_key = keys::api_idempotency(tx.shop, &format!("bonus:{key}"));
+    if points == 0 || tx.index.get(&index_key)?.is_some() {
+        return Ok(false);
+    }
+    let amount = Points(i64::from(points));
+    let seq = tx.next_seq()?;
+    let mut lots = tx.lots(&member.id)?;
+    let (credit, changes) = tx.credit(
+        &member.id,
+        &mut lots,
+        seq,
+        Credit {
+            amount,
+            day: at.with_timezone(&timezone).date_naive(),
+            pending_until: None,
+            expires_at: policy.lot_expiry(at, timezone),
+            earned_at: at,
+        },
+    )?;
+    let posting = Posting {
+        seq,
+        shop: tx.shop.clone(),
+        rules_version: None,
+        cash_back: rust_decimal::Decimal::ZERO,
+        member: member.id.clone(),
+        kind: PostingKind::Bonus,
+        entries: vec![
+            Entry {
+                account: Account::Issued,
+                amount: -amount,
+            },
+            credit,
+        ],
+        lots: changes,
+        occurred_at: at,
+        recorded_at: now,
+        idempotency_key: format!("bonus:{key}"),
+        order_id: None,
+        explanation: Vec::new(),
+        actor: Some("system".into()),
+        reason: Some(reason.to_string()),
+        reward: None,
+        shortfall: Points::ZERO,
+    };
+    tx.post(&posting)?;
+    tx.save_lots(&member.id, &lots)?;
+    tx.index.insert(index_key, &seq.to_be_bytes())?;
+    member.lifetime += amount;
+    tx.notify_posted(member, &posting, amount, None)?;
+    Ok(true)
+}
+
+/// Tell the member about every reward whose cost their available balance just reached
+/// (`before` → the balance now).
+pub(crate) fn announce_unlocks(
+    tx: &Tx<'_>,
+    member: &Member,
+    posting: &Posting,
+    before: Points,
+    rewards: &[Reward],
+) -> TxResult<()> {
+    let after = tx.balance(&Account::MemberAvailable(member.id.clone()))?;
+    for r in rewards {
+        if before.0 < r.points && after.0 >= r.points {
+            tx.notify(
+                member,
+                posting,
+                Notice::RewardUnlocked {
+                    reward: r.id.clone(),
+                    name: r.name.clone(),
+                    cost: Points(r.points),
+                    available: after,
+                },
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether `birthday` falls on `today` (29 February counts on 28 February in other years).
+pub fn is_birthday(birthday: NaiveDate, today: NaiveDate) -> bool {
+    if birthday.month() == 2
+        && birthday.day() == 29
+        && NaiveDate::from_ymd_opt(today.year(), 2, 29).is_none()
+    {
+        return today.month() == 2 && today.day() == 28;
+    }
+    birthday.month() == today.month() && birthday.day() == today.day()
+}
+
+impl Ledger {
+    /// Give the birthday bonus to every member whose birthday is today in the shop's
+    /// time zone and who has not had it this year. Idempotent (keyed by member and year).
+    pub fn birthday_bonuses(
+        &self,
+        shop: &ShopId,
+        points: u32,
+        policy: &LedgerPolicy,
+        timezone: Tz,
+        now: DateTime<Utc>,
+    ) -> Result<JobReport, LedgerError> {
+        let mut report = JobReport::default();
+        if points == 0 {
+            return Ok(report);
+        }
+        let today = now.with_timezone(&timezone).date_naive();
+        for m in self.all_members(shop)? {
+            let due = m.birthday.is_some_and(|b| is_birthday(b, today))
+                && m.birthday_bonus_year != Some(today.year());
+            if !due {
+                continue;
+            }
+            let id: MemberId = m.id.clone();
+            let given = self.transact(shop, |tx| {
+                let Some(mut member) = tx.member(&id)? else {
+                    return Ok(false);
+                };
+                let key = format!("birthday:{}:{}", member.id, today.year());
+                let given = grant_bonus(
+                    tx,
+                    &mut member,
+                    points,
+                    &key,
+                    "happy birthday",
+                    policy,
+                    timezone,
+                    now,
+                    now,
+                )?;
+                member.birthday_bonus_year = Some(today.year());
+                member.updated_at = now;
+                tx.save_member(&member)?;
+                Ok(given)
+            })?;
+            if given {
+                report.postings += 1;
+                report.points += Points(i64::from(points));
+            }
+        }
+        Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_leap_day_birthday_is_celebrated_on_the_28th_in_other_years() {
+        let b: NaiveDate = "2000-02-29".parse().unwrap();
+        assert!(is_birthday(b, "2027-02-28".parse().unwrap()));
+        assert!(!is_birthday(b, "2028-02-28".parse().unwrap()));
+        assert!(is_birthday(b, "2028-02-29".parse().unwrap()));
+    }
+}
