@@ -168,6 +168,10 @@ pub fn apply_event(
                         expected_revision: member.as_ref().map(|m| m.revision),
                         tiers: rules.tiers.as_ref(),
                         signup_bonus: rules.bonuses.signup,
+                        referral: crate::ledger::bonus::ReferralBonuses {
+                            referrer: rules.bonuses.referral_referrer,
+                            referee: rules.bonuses.referral_referee,
+                        },
                         rewards: &rules.rewards,
                         total: sale.total,
                         adapter,

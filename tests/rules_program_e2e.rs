@@ -251,3 +251,66 @@ points = 50
         d.stdout_lines()
     );
 }
+
+fn bobs_order(id: u64) -> Vec<u8> {
+    String::from_utf8(order(id))
+        .unwrap()
+        .replace("ada@example.com", "bob@example.com")
+        .replace("7391022153765", "7391022150000")
+        .replace("+15145550142", "+15145550199")
+        .replace("\"Ada\"", "\"Bob\"")
+        .into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_referral_pays_both_sides_once_on_the_friends_first_purchase() {
+    let setup = Setup::new(1024 * 1024);
+    std::fs::write(
+        setup.dir.path().join("rules.toml"),
+        "[earn]\npoints_per_unit = \"1\"\n\n[bonuses]\nreferral_referrer = 30\nreferral_referee = 20\n",
+    )
+    .unwrap();
+    let d = setup.start();
+    post_shopify(&d, "demo", "orders/paid", "wh-1", &order(1), SHOPIFY_SECRET).await;
+    let (_, ada) = admin_get(&d, "/v1/shops/demo/members/lookup?email=ada@example.com").await;
+    let ada_id = ada["id"].as_str().unwrap().to_string();
+    let path = format!("/v1/shops/demo/members/{ada_id}/referrals");
+
+    let (s, r, _) = admin_post(&d, &path, None, r#"{"email": "Bob@Example.com"}"#).await;
+    assert_eq!(s, 201, "{r}");
+    // Ada is already a member: she cannot be referred.
+    let (s, r, _) = admin_post(&d, &path, None, r#"{"email": "ada@example.com"}"#).await;
+    assert_eq!(
+        (s, r["error"]["code"].as_str()),
+        (409, Some("already_a_member"))
+    );
+
+    // Bob's first purchase: 11 + 20 for him, +30 for Ada; his second earns plain 11.
+    let (_, r) = post_shopify(
+        &d,
+        "demo",
+        "orders/paid",
+        "wh-2",
+        &bobs_order(2),
+        SHOPIFY_SECRET,
+    )
+    .await;
+    assert_eq!(r["points"], 11, "{r}");
+    post_shopify(
+        &d,
+        "demo",
+        "orders/paid",
+        "wh-3",
+        &bobs_order(3),
+        SHOPIFY_SECRET,
+    )
+    .await;
+    let (_, bob) = admin_get(&d, "/v1/shops/demo/members/lookup?email=bob@example.com").await;
+    assert_eq!(bob["points"]["available"], 42, "{bob}");
+    let (_, ada) = admin_get(&d, "/v1/shops/demo/members/lookup?email=ada@example.com").await;
+    assert_eq!(ada["points"]["available"], 41, "{ada}");
+
+    assert!(d.terminate().success());
+    let (ok, out, err) = run_cli(&["verify", "--config", setup.config_path().to_str().unwrap()]);
+    assert!(ok, "{out}{err}");
+}

@@ -37,6 +37,10 @@ pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
             get(super::reports::liability),
         )
         .route("/shops/{shop}/simulate", post(super::simulate::simulate))
+        .route(
+            "/shops/{shop}/members/{member_id}/referrals",
+            post(super::referrals::refer),
+        )
         .layer(middleware::from_fn_with_state(state, require_token))
 }
 

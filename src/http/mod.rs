@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod error;
+pub mod referrals;
 pub mod reports;
 pub mod simulate;
 pub mod spend;

@@ -121,7 +121,100 @@ pub fn is_birthday(birthday: NaiveDate, today: NaiveDate) -> bool {
     birthday.month() == today.month() && birthday.day() == today.day()
 }
 
+/// Referral bonuses paid on a referee's first purchase.
+#[derive(Debug, Clone, Copy)]
+pub struct ReferralBonuses {
+    /// To the referrer.
+    pub referrer: u32,
+    /// To the referee.
+    pub referee: u32,
+}
+
+/// On a member's first purchase: if one of `identities` was referred, pay both sides
+/// once and close the referral. The caller saves `member`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn settle_referral(
+    tx: &Tx<'_>,
+    member: &mut Member,
+    identities: &[crate::member::Identity],
+    bonuses: ReferralBonuses,
+    policy: &LedgerPolicy,
+    timezone: Tz,
+    at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> TxResult<()> {
+    for ident in identities {
+        let key = keys::referral(tx.shop, ident.kind, &ident.value);
+        let Some(referrer) = tx.index.get(&key)? else {
+            continue;
+        };
+        tx.index.remove(key)?;
+        let Some(referrer_id) = MemberId::parse(std::str::from_utf8(&referrer).unwrap_or_default())
+        else {
+            continue;
+        };
+        if referrer_id == member.id {
+            continue;
+        }
+        if let Some(mut referrer) = tx.member(&referrer_id)? {
+            let key = format!("referral:{}:referrer", member.id);
+            let why = format!("referred {}", member.id);
+            grant_bonus(
+                tx,
+                &mut referrer,
+                bonuses.referrer,
+                &key,
+                &why,
+                policy,
+                timezone,
+                at,
+                now,
+            )?;
+            tx.save_member(&referrer)?;
+        }
+        let key = format!("referral:{}:referee", member.id);
+        let why = format!("referred by {referrer_id}");
+        grant_bonus(
+            tx,
+            member,
+            bonuses.referee,
+            &key,
+            &why,
+            policy,
+            timezone,
+            at,
+            now,
+        )?;
+        break;
+    }
+    Ok(())
+}
+
 impl Ledger {
+    /// Record that `referrer` referred whoever holds `identity` (not a member yet).
+    /// Returns false when the identity already belongs to a member.
+    pub fn register_referral(
+        &self,
+        shop: &ShopId,
+        referrer: &MemberId,
+        identity: &crate::member::Identity,
+    ) -> Result<bool, LedgerError> {
+        if self
+            .member_by_identity(shop, identity.kind, &identity.value)?
+            .is_some()
+        {
+            return Ok(false);
+        }
+        if self.member(shop, referrer)?.is_none() {
+            return Err(LedgerError::UnknownMember);
+        }
+        self.index.insert(
+            keys::referral(shop, identity.kind, &identity.value),
+            referrer.as_str().as_bytes(),
+        )?;
+        Ok(true)
+    }
+
     /// Give the birthday bonus to every member whose birthday is today in the shop's
     /// time zone and who has not had it this year. Idempotent (keyed by member and year).
     pub fn birthday_bonuses(

@@ -44,6 +44,8 @@ pub struct EarnCommand<'a> {
     pub expected_revision: Option<u64>,
     /// Sign-up bonus for a member this sale creates (0: none).
     pub signup_bonus: u32,
+    /// Referral bonuses paid on a referred member's first purchase.
+    pub referral: super::bonus::ReferralBonuses,
     /// The rewards catalogue, for "reward unlocked" notices.
     pub rewards: &'a [crate::rules::Reward],
     /// The shop's tier program, if any.
@@ -221,6 +223,18 @@ fn earn(tx: &Tx<'_>, cmd: &EarnCommand<'_>, now: DateTime<Utc>) -> TxResult<Appl
         };
         tx.post(&posting)?;
         posting_id = Some(seq);
+    }
+    if member.sales == 0 && points.0 > 0 {
+        super::bonus::settle_referral(
+            tx,
+            &mut member,
+            &cmd.claims.identities,
+            cmd.referral,
+            cmd.policy,
+            cmd.timezone,
+            cmd.occurred_at,
+            now,
+        )?;
     }
     member.sales += 1;
     if let (Some(tp), false) = (cmd.tiers, order.closed) {

@@ -90,6 +90,16 @@ pub fn order_redemptions(shop: &ShopId, order_id: &str) -> Vec<u8> {
     join(&[b"r", shop.as_str().as_bytes(), order_id.as_bytes()])
 }
 
+/// `index`: a pending referral of someone not yet a member (identity → referrer).
+pub fn referral(shop: &ShopId, kind: IdentityKind, value: &str) -> Vec<u8> {
+    join(&[
+        b"R",
+        shop.as_str().as_bytes(),
+        kind.as_str().as_bytes(),
+        value.as_bytes(),
+    ])
+}
+
 /// `index`: an admin API Idempotency-Key.
 pub fn api_idempotency(shop: &ShopId, key: &str) -> Vec<u8> {
     join(&[b"k", shop.as_str().as_bytes(), key.as_bytes()])

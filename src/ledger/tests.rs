@@ -106,6 +106,10 @@ impl World {
                     expected_revision,
                     tiers: None,
                     signup_bonus: 0,
+                    referral: crate::ledger::bonus::ReferralBonuses {
+                        referrer: 0,
+                        referee: 0,
+                    },
                     rewards: &[],
                     total: eligible,
                 },
@@ -630,6 +634,10 @@ fn a_sale_scored_on_a_stale_member_snapshot_is_refused_and_posts_nothing() {
             expected_revision: Some(999),
             tiers: None,
             signup_bonus: 0,
+            referral: crate::ledger::bonus::ReferralBonuses {
+                referrer: 0,
+                referee: 0,
+            },
             rewards: &[],
             total: d("5"),
         },

@@ -461,6 +461,12 @@ pub struct Bonuses {
     /// in other years); once a year, by the jobs.
     #[serde(default)]
     pub birthday: u32,
+    /// To a referrer when the friend they referred completes a first purchase.
+    #[serde(default)]
+    pub referral_referrer: u32,
+    /// To that friend, on the same purchase.
+    #[serde(default)]
+    pub referral_referee: u32,
 }
 
 /// A reward in the catalogue.
