@@ -59,6 +59,26 @@ pub enum Command {
         #[arg(long)]
         order: PathBuf,
     },
+    /// Rescore the shop's stored sales under a candidate rules file, without writing,
+    /// and report how points and liability would differ, per rule and in total (run on
+    /// a stopped daemon's data).
+    Whatif {
+        /// Config file.
+        #[arg(long, default_value = DEFAULT_PATH)]
+        config: PathBuf,
+        /// Candidate rules file.
+        #[arg(long)]
+        rules: PathBuf,
+        /// Only this shop (default: every shop).
+        #[arg(long)]
+        shop: Option<String>,
+        /// Period start: YYYY-MM-DD (shop time zone) or RFC 3339.
+        #[arg(long)]
+        from: Option<String>,
+        /// Period end: YYYY-MM-DD (through that day) or RFC 3339 (default: now).
+        #[arg(long)]
+        to: Option<String>,
+    },
     /// Recompute every balance and lot from the journal and compare with what is stored
     /// (run on a stopped daemon's data). Exits non-zero naming every difference.
     Verify {
@@ -298,6 +318,36 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                     &rules
                 ))?
             );
+            Ok(())
+        }
+        Command::Whatif {
+            config,
+            rules,
+            shop,
+            from,
+            to,
+        } => {
+            let c = load(&config)?;
+            let candidate = crate::rules::RuleSet::load(&rules)?;
+            let ledger = open_ledger(&c)?;
+            let mut reports = Vec::new();
+            for s in &c.shops {
+                if shop.as_deref().is_some_and(|id| id != s.id.as_str()) {
+                    continue;
+                }
+                let from = from
+                    .as_deref()
+                    .map(|v| crate::report::period::parse_bound("from", v, s.timezone, false))
+                    .transpose()?;
+                let to = match to.as_deref() {
+                    Some(v) => crate::report::period::parse_bound("to", v, s.timezone, true)?,
+                    None => chrono::Utc::now(),
+                };
+                reports.push(crate::report::whatif::whatif(
+                    &ledger, s, &candidate, from, to,
+                )?);
+            }
+            println!("{}", serde_json::to_string_pretty(&reports)?);
             Ok(())
         }
         Command::Verify { config } => {

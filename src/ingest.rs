@@ -164,6 +164,7 @@ pub fn apply_event(
                         timezone: shop.timezone,
                         policy: &rules.policy,
                         taxes_included: sale.taxes_included,
+                        sale: Some(sale),
                         rules_version: &rules.version,
                         expected_revision: member.as_ref().map(|m| m.revision),
                         tiers: rules.tiers.as_ref(),

@@ -314,3 +314,59 @@ async fn a_referral_pays_both_sides_once_on_the_friends_first_purchase() {
     let (ok, out, err) = run_cli(&["verify", "--config", setup.config_path().to_str().unwrap()]);
     assert!(ok, "{out}{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn whatif_rescores_stored_sales_under_candidate_rules_without_writing() {
+    let setup = Setup::new(1024 * 1024);
+    let d = setup.start();
+    for i in 1..=3u64 {
+        post_shopify(
+            &d,
+            "demo",
+            "orders/paid",
+            &format!("wh-{i}"),
+            &order(i),
+            SHOPIFY_SECRET,
+        )
+        .await;
+    }
+    assert!(d.terminate().success());
+    let candidate = setup.dir.path().join("candidate.toml");
+    std::fs::write(
+        &candidate,
+        "[earn]\npoints_per_unit = \"2\"\n\n[[rules]]\nid = \"first-visit\"\nwhen = { first_purchase = true }\neffect = { bonus = 25 }\n",
+    )
+    .unwrap();
+    let config = setup.config_path();
+    let (ok, out, err) = run_cli(&[
+        "whatif",
+        "--config",
+        config.to_str().unwrap(),
+        "--shop",
+        "demo",
+        "--rules",
+        candidate.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let r = &r[0];
+    // Today: 3 × 11 = 33. Candidate: 3 × 22 + 25 on the first = 91.
+    assert_eq!(r["sales"], 3);
+    assert_eq!(r["current_points"], 33);
+    assert_eq!(r["candidate_points"], 91);
+    assert_eq!(r["difference"], 58);
+    assert_eq!(r["liability_difference"], "0.58");
+    let first = r["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["rule_id"] == "first-visit")
+        .unwrap();
+    assert_eq!(
+        (first["current"].as_i64(), first["candidate"].as_i64()),
+        (Some(0), Some(25))
+    );
+    // Nothing was written: the journal still verifies with its 3 postings.
+    let (ok, out, _) = run_cli(&["verify", "--config", config.to_str().unwrap()]);
+    assert!(ok && out.contains("(3 postings)"), "{out}");
+}

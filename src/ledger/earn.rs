@@ -15,6 +15,35 @@ use crate::member::{IdentityClaims, IdentityKind, LinkedIdentity, Member, Member
 use crate::points::Points;
 use crate::rules::Award;
 
+/// A scored sale as kept for what-if replays.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct StoredSale {
+    /// Adapter.
+    pub adapter: String,
+    /// When it happened.
+    pub occurred_at: DateTime<Utc>,
+    /// Who bought.
+    pub member: MemberId,
+    /// The canonical sale.
+    pub sale: loyaltyd_adapter::Sale,
+    /// Points it earned.
+    pub points: Points,
+    /// What each rule contributed.
+    pub contributions: Vec<crate::rules::Contribution>,
+}
+
+impl Ledger {
+    /// Every scored sale of a shop, oldest first.
+    pub fn sale_history(
+        &self,
+        shop: &ShopId,
+    ) -> impl Iterator<Item = Result<StoredSale, LedgerError>> + '_ {
+        self.index
+            .scan_prefix(keys::sale_history_prefix(shop))
+            .map(|item| Ok(serde_json::from_slice(&item?.1)?))
+    }
+}
+
 /// Everything needed to credit a sale.
 #[derive(Debug, Clone)]
 pub struct EarnCommand<'a> {
@@ -50,6 +79,8 @@ pub struct EarnCommand<'a> {
     pub rewards: &'a [crate::rules::Reward],
     /// The shop's tier program, if any.
     pub tiers: Option<&'a crate::rules::tiers::TierProgram>,
+    /// The sale itself, kept for what-if replays of new rules on history.
+    pub sale: Option<&'a loyaltyd_adapter::Sale>,
     /// Whether the sale's prices include tax (so refund subtotals do too).
     pub taxes_included: bool,
     /// What the customer paid in total.
@@ -281,6 +312,24 @@ fn earn(tx: &Tx<'_>, cmd: &EarnCommand<'_>, now: DateTime<Utc>) -> TxResult<Appl
             "refunds received before the sale",
             cmd.occurred_at,
             now,
+        )?;
+    }
+    if let Some(sale) = cmd.sale {
+        let stored = StoredSale {
+            adapter: cmd.adapter.to_string(),
+            occurred_at: cmd.occurred_at,
+            member: member.id.clone(),
+            sale: sale.clone(),
+            points,
+            contributions: cmd.award.contributions.clone(),
+        };
+        let at = cmd
+            .occurred_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+        tx.put(
+            tx.index,
+            &keys::sale_history(cmd.shop, &at, cmd.adapter, cmd.order_id),
+            &stored,
         )?;
     }
     tx.put(tx.index, &order_key, &order)?;

@@ -100,6 +100,24 @@ pub fn referral(shop: &ShopId, kind: IdentityKind, value: &str) -> Vec<u8> {
     ])
 }
 
+/// `index`: a scored sale kept for what-if replays, in time order.
+pub fn sale_history(shop: &ShopId, occurred_at: &str, adapter: &str, order_id: &str) -> Vec<u8> {
+    join(&[
+        b"h",
+        shop.as_str().as_bytes(),
+        occurred_at.as_bytes(),
+        adapter.as_bytes(),
+        order_id.as_bytes(),
+    ])
+}
+
+/// Prefix of a shop's sale history.
+pub fn sale_history_prefix(shop: &ShopId) -> Vec<u8> {
+    let mut k = join(&[b"h", shop.as_str().as_bytes()]);
+    k.push(0);
+    k
+}
+
 /// `index`: an admin API Idempotency-Key.
 pub fn api_idempotency(shop: &ShopId, key: &str) -> Vec<u8> {
     join(&[b"k", shop.as_str().as_bytes(), key.as_bytes()])

@@ -8,3 +8,4 @@
 pub mod export;
 pub mod liability;
 pub mod period;
+pub mod whatif;
