@@ -148,17 +148,36 @@ pub fn apply_event(
                 let mut attempt = 0;
                 let applied = loop {
                     let member = ledger.find_member(&shop.id, &claims)?;
-                    let snapshot = member_snapshot(member.as_ref(), envelope.occurred_at, shop);
-                    let award = rules::score(
-                        &rules::SaleContext {
-                            sale,
-                            adapter,
-                            occurred_at: envelope.occurred_at,
-                            timezone: shop.timezone,
-                        },
-                        &snapshot,
-                        &rules,
-                    );
+                    let mut snapshot = member_snapshot(member.as_ref(), envelope.occurred_at, shop);
+                    let ctx = rules::SaleContext {
+                        sale,
+                        adapter,
+                        occurred_at: envelope.occurred_at,
+                        timezone: shop.timezone,
+                    };
+                    let mut award = rules::score(&ctx, &snapshot, &rules);
+                    // A program may let the sale that crosses a tier threshold earn at
+                    // the new tier: score once more with that tier.
+                    if let Some(tp) = rules
+                        .tiers
+                        .as_ref()
+                        .filter(|t| t.crossing_sale == rules::tiers::CrossingSale::NewTier)
+                    {
+                        let day = envelope
+                            .occurred_at
+                            .with_timezone(&shop.timezone)
+                            .date_naive();
+                        let mut buckets = member
+                            .as_ref()
+                            .map(|m| m.tier_buckets.clone())
+                            .unwrap_or_default();
+                        rules::tiers::record(&mut buckets, day, award.points, award.eligible_spend);
+                        let target = tp.tier_for(tp.qualifying(&buckets, day));
+                        if tp.rank(target) > tp.rank(snapshot.tier.as_deref()) {
+                            snapshot.tier = target.map(str::to_string);
+                            award = rules::score(&ctx, &snapshot, &rules);
+                        }
+                    }
                     let cmd = EarnCommand {
                         shop: &shop.id,
                         timezone: shop.timezone,

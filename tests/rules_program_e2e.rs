@@ -370,3 +370,29 @@ async fn whatif_rescores_stored_sales_under_candidate_rules_without_writing() {
     let (ok, out, _) = run_cli(&["verify", "--config", config.to_str().unwrap()]);
     assert!(ok && out.contains("(3 postings)"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_program_can_let_the_crossing_sale_earn_at_the_new_tier() {
+    let setup = Setup::new(1024 * 1024);
+    std::fs::write(
+        setup.dir.path().join("rules.toml"),
+        "[earn]\npoints_per_unit = \"1\"\n\n[tiers]\ncrossing_sale = \"new_tier\"\n\n[[tiers.levels]]\nname = \"silver\"\nthreshold = 30\n\n[[rules]]\nid = \"silver-double\"\nwhen = { tiers = [\"silver\"] }\neffect = { multiplier = \"2\" }\n",
+    )
+    .unwrap();
+    let d = setup.start();
+    let mut earned = Vec::new();
+    for i in 1..=3u64 {
+        let (_, r) = post_shopify(
+            &d,
+            "demo",
+            "orders/paid",
+            &format!("wh-{i}"),
+            &order(i),
+            SHOPIFY_SECRET,
+        )
+        .await;
+        earned.push(r["points"].as_i64().unwrap());
+    }
+    // The third sale crosses 30 and already earns double.
+    assert_eq!(earned, vec![11, 11, 22]);
+}

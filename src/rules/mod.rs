@@ -479,6 +479,29 @@ pub struct Reward {
     pub name: String,
     /// Points it costs.
     pub points: i64,
+    /// What the member gets: `item` (a free product, the default), `amount_off` (money
+    /// off, `value` in the shop currency), `percent_off` (`value` percent off) or
+    /// `free_shipping`. The POS applies it; loyaltyd records the redemption.
+    #[serde(default)]
+    pub kind: RewardKind,
+    /// Amount or percentage for `amount_off` / `percent_off` (a decimal string).
+    #[serde(default)]
+    pub value: Option<String>,
+}
+
+/// What a reward gives.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RewardKind {
+    /// A free item.
+    #[default]
+    Item,
+    /// Money off the order.
+    AmountOff,
+    /// A percentage off the order.
+    PercentOff,
+    /// Free shipping.
+    FreeShipping,
 }
 
 impl RuleSet {

@@ -41,6 +41,7 @@ struct RawRules {
 struct RawTiers {
     basis: Option<super::tiers::TierBasis>,
     window: Option<super::tiers::TierWindow>,
+    crossing_sale: Option<super::tiers::CrossingSale>,
     #[serde(default)]
     levels: Vec<RawLevel>,
 }
@@ -364,6 +365,22 @@ impl RuleSet {
                     "must be a positive number of points",
                 ));
             }
+            let needs_value = matches!(
+                r.kind,
+                super::RewardKind::AmountOff | super::RewardKind::PercentOff
+            );
+            let value_ok = r
+                .value
+                .as_deref()
+                .and_then(|v| v.trim().parse::<Decimal>().ok())
+                .is_some_and(|v| v > Decimal::ZERO);
+            if needs_value && !value_ok {
+                return Err(c.err(
+                    &format!("rewards[{i}].value"),
+                    None,
+                    "amount_off and percent_off rewards need a positive decimal string value",
+                ));
+            }
         }
         let e = raw.eligible;
         let eligible = Eligibility {
@@ -448,6 +465,7 @@ impl RuleSet {
                     window: t
                         .window
                         .unwrap_or(super::tiers::TierWindow::Rolling12Months),
+                    crossing_sale: t.crossing_sale.unwrap_or_default(),
                     levels,
                 })
             }

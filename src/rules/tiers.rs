@@ -32,6 +32,17 @@ pub enum TierWindow {
     CalendarYear,
 }
 
+/// At which tier the sale that crosses a threshold earns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CrossingSale {
+    /// At the tier the member had (the default).
+    #[default]
+    OldTier,
+    /// At the tier it reaches.
+    NewTier,
+}
+
 /// One level.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -50,6 +61,8 @@ pub struct TierProgram {
     pub basis: TierBasis,
     /// Rolling 12 months or calendar year.
     pub window: TierWindow,
+    /// At which tier the crossing sale earns.
+    pub crossing_sale: CrossingSale,
     /// Levels, lowest threshold first.
     pub levels: Vec<TierLevel>,
 }
@@ -124,6 +137,7 @@ mod tests {
         TierProgram {
             basis: TierBasis::Points,
             window,
+            crossing_sale: CrossingSale::OldTier,
             levels: vec![
                 TierLevel {
                     name: "silver".into(),
