@@ -228,6 +228,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 if c.shops.len() == 1 { "" } else { "s" }
             );
             for s in &c.shops {
+                for w in &s.rules.current().warnings {
+                    println!("  warning: {}: {w}", s.rules_path.display());
+                }
                 println!(
                     "  shop {}: {} {}, rules {} ({} point(s) per {})",
                     s.id,

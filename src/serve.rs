@@ -40,6 +40,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
     let addr = listener.local_addr()?;
     let shops: Vec<String> = config.shops.iter().map(|s| s.id.to_string()).collect();
+    for s in &config.shops {
+        for w in &s.rules.current().warnings {
+            tracing::warn!(shop = %s.id, rules = %s.rules_path.display(), warning = %w, "rules file");
+        }
+    }
     tracing::info!(%addr, shops = ?shops, storage = %config.storage.path.display(), "loyaltyd started");
     if !config.storage.durable_acks {
         tracing::warn!("storage.durable_acks = false: webhooks are acknowledged before they are on disk (benchmarking only)");
@@ -174,6 +179,9 @@ async fn watch_rules(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
                 Ok((old, new)) => {
                     state.metrics.rules_reload(shop.id.as_str(), true);
                     tracing::info!(shop = %shop.id, %old, %new, "rules reloaded");
+                    for w in &shop.rules.current().warnings {
+                        tracing::warn!(shop = %shop.id, warning = %w, "rules file");
+                    }
                 }
                 Err(e) => {
                     state.metrics.rules_reload(shop.id.as_str(), false);

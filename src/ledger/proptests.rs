@@ -221,3 +221,40 @@ proptest! {
         prop_assert_eq!(program_balances(&once), program_balances(&twice));
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+
+    /// Whatever a member did before, a full refund of a sale takes back exactly the
+    /// points that sale posted (allow policy: nothing is clamped).
+    #[test]
+    fn a_full_refund_after_any_sale_reverses_exactly_what_it_earned(
+        ops in proptest::collection::vec(op(), 0..20),
+        cents_a in 0..20_000u32,
+        cents_b in 0..20_000u32,
+    ) {
+        let policy = LedgerPolicy::default();
+        let mut w = world(policy);
+        let times = timeline(&ops, w.now);
+        for (i, op) in ops.iter().enumerate() {
+            // Other orders only: the sale under test is "final".
+            let op = match op {
+                Op::Refund { .. } | Op::Cancel { .. } => continue,
+                other => other,
+            };
+            apply(&mut w, i, op, times[i]).unwrap();
+        }
+        let before = w.balances("c0");
+        let earned = match w.earn("final-sale", "final", "c0", &[("a", &cents(cents_a)), ("b", &cents(cents_b))]) {
+            super::Applied::New(super::DeliveryRecord { outcome: super::DeliveryOutcome::Applied { points, .. }, .. }) => points.0,
+            other => panic!("{other:?}"),
+        };
+        let after_earn = w.balances("c0");
+        prop_assert_eq!(after_earn.0 + after_earn.1, before.0 + before.1 + earned);
+        w.refund("final-refund", "final", "RF", &[("a", &cents(cents_a)), ("b", &cents(cents_b))]);
+        let after = w.balances("c0");
+        prop_assert_eq!(after.0 + after.1, before.0 + before.1);
+        let v = w.ledger.verify(&w.shop).unwrap();
+        prop_assert!(v.problems.is_empty(), "{:#?}", v.problems);
+    }
+}
