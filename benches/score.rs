@@ -66,6 +66,8 @@ fn sale() -> Sale {
             unit_price: Decimal::new(499 + 137 * i, 2),
             discount: Decimal::new(if i % 4 == 0 { 50 } else { 0 }, 2),
             tax: Decimal::new(40 + i, 2),
+            product_type: None,
+            categories: Vec::new(),
             gift_card: i == 19,
         })
         .collect();

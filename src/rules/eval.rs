@@ -94,18 +94,16 @@ pub struct SaleContext<'a> {
     pub timezone: Tz,
 }
 
-/// The product type of a line, for `product_types` conditions. The SDK's `SaleLine`
-/// carries no product type, so this is `None` and such conditions match no line until
-/// adapters report one.
-pub fn line_product_type(_line: &SaleLine) -> Option<&str> {
-    None
+/// The product type of a line, for `product_types` conditions (`None` when the adapter
+/// does not report one: such conditions then do not match the line).
+pub fn line_product_type(line: &SaleLine) -> Option<&str> {
+    line.product_type.as_deref()
 }
 
-/// The collections / categories of a line, for `collections` conditions. The SDK's
-/// `SaleLine` carries none, so this is empty and such conditions match no line until
-/// adapters report them.
-pub fn line_collections(_line: &SaleLine) -> &[String] {
-    &[]
+/// The collections / categories of a line, for `collections` conditions (empty when the
+/// adapter reports none).
+pub fn line_collections(line: &SaleLine) -> &[String] {
+    &line.categories
 }
 
 /// Score a sale the way the daemon did before conditions existed: a new member, no

@@ -216,6 +216,8 @@ fn cashback_two_percent_and_five_for_card_members() {
         vec![
             item("1", "SHOES", "Acme", "40.00"),
             SaleLine {
+                product_type: None,
+                categories: Vec::new(),
                 gift_card: true,
                 ..item("2", "GIFT-CARD", "shop", "25.00")
             },

@@ -643,7 +643,7 @@ fn rule(c: &Ctx<'_>, i: usize, r: RawRule, warnings: &mut Vec<String>) -> Result
                     &k(key),
                     v,
                     format!(
-                        "rule {id:?} never fires yet: no adapter reports product types or collections"
+                        "rule {id:?} fires only on lines whose adapter reports product types or collections (declarative adapters can map `product_type`; Shopify and Square webhooks carry neither)"
                     ),
                 )
                 .to_string(),

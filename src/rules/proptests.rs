@@ -64,6 +64,8 @@ fn line_strategy() -> impl Strategy<Value = SaleLine> {
                 unit_price: price,
                 discount: (price * Decimal::from(qty) * Decimal::new(disc_pct, 2)).round_dp(2),
                 tax: Decimal::new(tax, 2),
+                product_type: None,
+                categories: Vec::new(),
                 gift_card: gift && k == 4,
             }
         })

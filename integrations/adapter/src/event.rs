@@ -239,6 +239,12 @@ pub struct SaleLine {
     /// Tax charged on this line (inside `unit_price` when the sale's `taxes_included`).
     #[serde(with = "rust_decimal::serde::str")]
     pub tax: Decimal,
+    /// Product type / category name, when the POS reports one (rules: `product_types`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product_type: Option<String>,
+    /// Collections / categories the product belongs to (rules: `collections`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub categories: Vec<String>,
     /// The line sells a gift card (money in another form, not a purchase).
     pub gift_card: bool,
 }
@@ -252,7 +258,7 @@ impl SaleLine {
     /// let line = SaleLine { line_id: "1".into(), sku: None, product_id: None, variant_id: None,
     ///     title: "Latte".into(), vendor: None, quantity: Decimal::from(2),
     ///     unit_price: "4.50".parse().unwrap(), discount: "1.00".parse().unwrap(),
-    ///     tax: Decimal::ZERO, gift_card: false };
+    ///     tax: Decimal::ZERO, product_type: None, categories: Vec::new(), gift_card: false };
     /// assert_eq!(line.net(), "8.00".parse::<Decimal>().unwrap());
     /// ```
     pub fn net(&self) -> Decimal {

@@ -402,6 +402,8 @@ impl<'a> Cx<'a> {
             tax: self
                 .opt_money(&l.tax, item, path, currency, Sign::NonNegative)?
                 .unwrap_or_default(),
+            product_type: self.opt_text(&l.product_type, item, path)?,
+            categories: Vec::new(),
             gift_card: self
                 .optional(&l.gift_card, item, path)
                 .map(|f| f.boolean())

@@ -146,6 +146,8 @@ impl Order {
                 unit_price,
                 discount,
                 tax,
+                product_type: None,
+                categories: Vec::new(),
                 gift_card: li.gift_card,
             });
         }

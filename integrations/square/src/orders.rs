@@ -244,6 +244,8 @@ pub(crate) fn apply_order(sale: &mut Sale, order_id: &str, body: &[u8]) -> Resul
             unit_price: unit_price.amount,
             discount: line_money("total_discount_money")?,
             tax: line_money("total_tax_money")?,
+            product_type: None,
+            categories: Vec::new(),
             gift_card: item_type == Some("GIFT_CARD"),
         });
     }

@@ -152,6 +152,8 @@ fn payment_line(payment_id: &str, amount: &Money) -> SaleLine {
         unit_price: amount.amount,
         discount: Decimal::ZERO,
         tax: Decimal::ZERO,
+        product_type: None,
+        categories: Vec::new(),
         gift_card: false,
     }
 }

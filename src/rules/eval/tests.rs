@@ -23,6 +23,8 @@ pub(crate) fn line(price: &str, qty: i64, discount: &str, tax: &str, gift_card: 
         unit_price: d(price),
         discount: d(discount),
         tax: d(tax),
+        product_type: None,
+        categories: Vec::new(),
         gift_card,
     }
 }
@@ -659,4 +661,29 @@ fn an_award_without_cash_back_still_reads_from_old_json() {
     let json = r#"{"points":3,"eligible_spend":"3.50","contributions":[],"lines":[]}"#;
     let a: Award = serde_json::from_str(json).unwrap();
     assert_eq!(a.cash_back, Decimal::ZERO);
+}
+
+#[test]
+fn product_type_and_collection_conditions_match_what_the_adapter_reports() {
+    let rules = crate::rules::RuleSet::parse(
+        "[earn]\npoints_per_unit = \"1\"\n\n[[rules]]\nid = \"beans\"\nwhen = { product_types = [\"Coffee Beans\"] }\neffect = { bonus = 5 }\n\n[[rules]]\nid = \"holiday\"\nwhen = { collections = [\"holiday\"] }\neffect = { bonus = 7 }\n",
+        "r.toml",
+    )
+    .unwrap();
+    let mut beans = line("10.00", 1, "0", "0", false);
+    beans.product_type = Some("coffee beans".into());
+    let mut mug = line("10.00", 1, "0", "0", false);
+    mug.categories = vec!["Holiday".into()];
+    let plain = line("10.00", 1, "0", "0", false);
+    for (l, want) in [(beans, 15), (mug, 17), (plain, 10)] {
+        let s = sale(vec![l], false);
+        let ctx = crate::rules::SaleContext {
+            sale: &s,
+            adapter: "woocommerce",
+            occurred_at: chrono::Utc::now(),
+            timezone: chrono_tz::Tz::UTC,
+        };
+        let a = crate::rules::score(&ctx, &Default::default(), &rules);
+        assert_eq!(a.points.0, want, "{:?}", a.contributions);
+    }
 }
