@@ -62,6 +62,24 @@ effect = { cash_back_percent = "2" }
         .iter()
         .any(|v| v == "first-visit"));
 
+    // Cancelling the first order takes back its 36 points and its 0.22 cash back.
+    let cancelled = String::from_utf8(fixture("orders-cancelled.json"))
+        .unwrap()
+        .replace("5812403339301", "1");
+    let (s, r) = post_shopify(
+        &d,
+        "demo",
+        "orders/cancelled",
+        "wh-x",
+        cancelled.as_bytes(),
+        SHOPIFY_SECRET,
+    )
+    .await;
+    assert_eq!((s, r["points"].as_i64()), (200, Some(36)), "{r}");
+    let (_, m) = admin_get(&d, "/v1/shops/demo/members/lookup?email=ada@example.com").await;
+    assert_eq!(m["points"]["available"], 11);
+    assert_eq!(m["store_credit"], "0.22");
+
     // The books still balance, store credit included.
     assert!(d.terminate().success());
     let (ok, out, err) = run_cli(&["verify", "--config", setup.config_path().to_str().unwrap()]);

@@ -293,6 +293,8 @@ fn earn(tx: &Tx<'_>, cmd: &EarnCommand<'_>, now: DateTime<Utc>) -> TxResult<Appl
     }
     if posting_id.is_some() {
         member.store_credit += cmd.award.cash_back;
+        order.cash_back = cmd.award.cash_back;
+        order.cash_back_dp = cmd.sale.and_then(|s| s.currency.minor_units()).unwrap_or(2);
     }
     tx.save_member(&member)?;
 

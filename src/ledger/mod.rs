@@ -196,6 +196,15 @@ pub struct OrderRecord {
     /// What the customer paid in total (for refunds that give only an amount).
     #[serde(default, with = "rust_decimal::serde::str")]
     pub total: Decimal,
+    /// Cash back (store credit) the sale earned, and how much was taken back.
+    #[serde(default, with = "rust_decimal::serde::str")]
+    pub cash_back: Decimal,
+    /// Cash back taken back by refunds so far.
+    #[serde(default, with = "rust_decimal::serde::str")]
+    pub cash_back_reversed: Decimal,
+    /// Decimal places of the sale currency (for rounding cash back).
+    #[serde(default)]
+    pub cash_back_dp: u32,
     /// Amount-only refunds received before the sale was scored.
     #[serde(default)]
     pub early_refund_amounts: Vec<Decimal>,

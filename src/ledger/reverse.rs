@@ -260,8 +260,20 @@ pub(crate) fn claw_back(
     } else {
         Points::ZERO
     };
-    let due = target - order.reversed - order.shortfall;
-    if due.0 <= 0 {
+    let due = Points((target - order.reversed - order.shortfall).0.max(0));
+    // Cash back (store credit) is taken back in the same proportion, rounded toward
+    // zero in the currency's minor unit.
+    let cash_target = if amount == ReversalAmount::Full || order.closed {
+        order.cash_back
+    } else if order.eligible > Decimal::ZERO {
+        (order.cash_back * order.refunded / order.eligible)
+            .round_dp_with_strategy(order.cash_back_dp, rust_decimal::RoundingStrategy::ToZero)
+            .min(order.cash_back)
+    } else {
+        Decimal::ZERO
+    };
+    let cash_due = (cash_target - order.cash_back_reversed).max(Decimal::ZERO);
+    if due.0 == 0 && cash_due.is_zero() {
         return Ok((Points::ZERO, Points::ZERO));
     }
 
@@ -295,8 +307,15 @@ pub(crate) fn claw_back(
     let taken = from_pending + from_available;
     order.reversed += taken;
     order.shortfall += shortfall;
-    if taken.0 == 0 && shortfall.0 == 0 {
+    if taken.0 == 0 && shortfall.0 == 0 && cash_due.is_zero() {
         return Ok((Points::ZERO, Points::ZERO));
+    }
+    if !cash_due.is_zero() {
+        order.cash_back_reversed += cash_due;
+        if let Some(mut m) = tx.member(&member.id)? {
+            m.store_credit -= cash_due;
+            tx.save_member(&m)?;
+        }
     }
 
     let seq = tx.next_seq()?;
@@ -323,7 +342,7 @@ pub(crate) fn claw_back(
         seq,
         shop: tx.shop.clone(),
         rules_version: None,
-        cash_back: rust_decimal::Decimal::ZERO,
+        cash_back: -cash_due,
         member: member.id.clone(),
         kind: PostingKind::Reverse,
         entries,
