@@ -152,17 +152,23 @@ pub async fn redeem(
             fingerprint: &fingerprint,
         },
     };
-    let outcome = state
-        .ledger
-        .redeem(&cmd, chrono::Utc::now())
-        .map_err(ledger_error)?;
+    let outcome = state.ledger.redeem(&cmd, chrono::Utc::now());
+    tracing::info!(shop = %shop.id, member = %member.id, actor = %actor.0, points = points.0, ok = outcome.is_ok(), "redemption");
+    settle(&state, outcome).await
+}
+
+/// Answer a spend once it is durable, and wake the notifier.
+async fn settle(
+    state: &AppState,
+    outcome: Result<SpendOutcome, LedgerError>,
+) -> Result<Response, ApiError> {
+    let outcome = outcome.map_err(ledger_error)?;
     state
         .ledger
         .durable()
         .await
         .map_err(|e| ApiError::storage(&e))?;
     state.wakeup.wake();
-    tracing::info!(shop = %shop.id, member = %member.id, actor = %actor.0, points = points.0, "redemption");
     Ok(respond(outcome))
 }
 
@@ -212,16 +218,7 @@ pub async fn adjust(
             fingerprint: &fingerprint,
         },
     };
-    let outcome = state
-        .ledger
-        .adjust(&cmd, chrono::Utc::now())
-        .map_err(ledger_error)?;
-    state
-        .ledger
-        .durable()
-        .await
-        .map_err(|e| ApiError::storage(&e))?;
-    state.wakeup.wake();
-    tracing::info!(shop = %shop.id, member = %member.id, actor = %actor.0, points = b.points, "adjustment");
-    Ok(respond(outcome))
+    let outcome = state.ledger.adjust(&cmd, chrono::Utc::now());
+    tracing::info!(shop = %shop.id, member = %member.id, actor = %actor.0, points = b.points, ok = outcome.is_ok(), "adjustment");
+    settle(&state, outcome).await
 }

@@ -83,6 +83,22 @@ pub(crate) fn grant_bonus(
     Ok(true)
 }
 
+/// The sign-up bonus of a member just created (once per member).
+pub(crate) fn welcome(
+    tx: &Tx<'_>,
+    member: &mut Member,
+    points: u32,
+    policy: &LedgerPolicy,
+    timezone: Tz,
+    at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> TxResult<bool> {
+    let key = format!("signup:{}", member.id);
+    grant_bonus(
+        tx, member, points, &key, "welcome", policy, timezone, at, now,
+    )
+}
+
 /// Tell the member about every reward whose cost their available balance just reached
 /// (`before` → the balance now).
 pub(crate) fn announce_unlocks(

@@ -56,13 +56,10 @@ fn customer(tx: &Tx<'_>, cmd: &CustomerCommand<'_>, now: DateTime<Utc>) -> TxRes
     }
     let (mut member, existed) = find_or_create_member(tx, cmd.claims, now)?;
     if !existed {
-        let key = format!("signup:{}", member.id);
-        super::bonus::grant_bonus(
+        super::bonus::welcome(
             tx,
             &mut member,
             cmd.signup_bonus,
-            &key,
-            "welcome",
             cmd.policy,
             cmd.timezone,
             now,

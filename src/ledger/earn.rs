@@ -128,13 +128,10 @@ fn earn(tx: &Tx<'_>, cmd: &EarnCommand<'_>, now: DateTime<Utc>) -> TxResult<Appl
         return Err(super::tx::abort(LedgerError::StaleSnapshot));
     }
     if !existed {
-        let key = format!("signup:{}", member.id);
-        super::bonus::grant_bonus(
+        super::bonus::welcome(
             tx,
             &mut member,
             cmd.signup_bonus,
-            &key,
-            "welcome",
             cmd.policy,
             cmd.timezone,
             cmd.occurred_at,
