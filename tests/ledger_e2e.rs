@@ -260,24 +260,10 @@ async fn verify_export_and_jobs_work_on_a_stopped_daemons_data() {
     }
 
     // Jobs a year and a day later expire the rest (365-day fixed expiry), once.
-    let (ok, out, err) = run_cli(&[
-        "jobs",
-        "run",
-        "--config",
-        config,
-        "--at",
-        "2028-01-01T00:00:00Z",
-    ]);
+    let (ok, out, err) = jobs_at(config, "2028-01-01T00:00:00Z");
     assert!(ok, "{err}");
     assert!(out.contains("expired 7 points in 1 postings"), "{out}");
-    let (_, out, _) = run_cli(&[
-        "jobs",
-        "run",
-        "--config",
-        config,
-        "--at",
-        "2028-01-01T00:00:00Z",
-    ]);
+    let (_, out, _) = jobs_at(config, "2028-01-01T00:00:00Z");
     assert!(out.contains("expired 0 points in 0 postings"), "{out}");
     let (ok, out, _) = run_cli(&["verify", "--config", config]);
     assert!(ok && out.contains("(3 postings)"), "{out}");

@@ -5,13 +5,6 @@ mod common;
 
 use common::*;
 
-fn order(id: u64) -> Vec<u8> {
-    String::from_utf8(fixture("orders-paid-pos.json"))
-        .unwrap()
-        .replace("5812403339301", &id.to_string())
-        .into_bytes()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_first_purchase_bonus_fires_once_and_cash_back_becomes_store_credit() {
     let setup = Setup::new(1024 * 1024);
@@ -150,27 +143,13 @@ effect = { multiplier = "2" }
     assert!(d.terminate().success());
     let config = setup.config_path();
     let config = config.to_str().unwrap();
-    let (ok, out, err) = run_cli(&[
-        "jobs",
-        "run",
-        "--config",
-        config,
-        "--at",
-        "2029-01-01T00:00:00Z",
-    ]);
+    let (ok, out, err) = jobs_at(config, "2029-01-01T00:00:00Z");
     assert!(ok, "{err}");
     assert!(
         out.contains("shop demo:") && out.contains(", 1 tier changes"),
         "{out}"
     );
-    let (_, out, _) = run_cli(&[
-        "jobs",
-        "run",
-        "--config",
-        config,
-        "--at",
-        "2029-01-01T00:00:00Z",
-    ]);
+    let (_, out, _) = jobs_at(config, "2029-01-01T00:00:00Z");
     assert!(out.contains(", 0 tier changes"), "{out}");
     let (ok, out, err) = run_cli(&["verify", "--config", config]);
     assert!(ok, "{out}{err}");
@@ -226,24 +205,10 @@ points = 50
     assert!(d.terminate().success());
     let config = setup.config_path();
     let config = config.to_str().unwrap();
-    let (ok, out, err) = run_cli(&[
-        "jobs",
-        "run",
-        "--config",
-        config,
-        "--at",
-        "2027-03-12T17:00:00Z",
-    ]);
+    let (ok, out, err) = jobs_at(config, "2027-03-12T17:00:00Z");
     assert!(ok, "{err}");
     assert!(out.contains("1 birthday bonuses"), "{out}");
-    let (_, out, _) = run_cli(&[
-        "jobs",
-        "run",
-        "--config",
-        config,
-        "--at",
-        "2027-03-12T20:00:00Z",
-    ]);
+    let (_, out, _) = jobs_at(config, "2027-03-12T20:00:00Z");
     assert!(out.contains("0 birthday bonuses"), "{out}");
     let (ok, out, err) = run_cli(&["verify", "--config", config]);
     assert!(ok, "{out}{err}");

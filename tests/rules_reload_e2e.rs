@@ -8,13 +8,6 @@ use std::time::Duration;
 use common::*;
 use serde_json::Value;
 
-fn order(id: u64) -> Vec<u8> {
-    String::from_utf8(fixture("orders-paid-pos.json"))
-        .unwrap()
-        .replace("5812403339301", &id.to_string())
-        .into_bytes()
-}
-
 async fn metric(d: &Daemon, needle: &str) -> bool {
     let text = client()
         .get(d.url("/metrics"))

@@ -37,10 +37,6 @@ fn backoff(attempts: u32) -> Duration {
 }
 
 impl Ledger {
-    fn inbox(&self) -> Result<sled::Tree, LedgerError> {
-        Ok(self.db().open_tree(INBOX_TREE)?)
-    }
-
     /// Keep an event until it can be completed (no-op if it is already waiting).
     pub fn enqueue(
         &self,
@@ -59,7 +55,7 @@ impl Ledger {
             last_error: reason.to_string(),
         };
         let key = keys::dedupe(shop, adapter, &envelope.event_id);
-        let _ = self.inbox()?.compare_and_swap(
+        let _ = self.inbox.compare_and_swap(
             key,
             None as Option<&[u8]>,
             Some(serde_json::to_vec(&q)?),
@@ -74,7 +70,7 @@ impl Ledger {
         adapter: &str,
         event_id: &str,
     ) -> Result<Option<QueuedEvent>, LedgerError> {
-        match self.inbox()?.get(keys::dedupe(shop, adapter, event_id))? {
+        match self.inbox.get(keys::dedupe(shop, adapter, event_id))? {
             Some(b) => Ok(Some(serde_json::from_slice(&b)?)),
             None => Ok(None),
         }
@@ -86,7 +82,7 @@ impl Ledger {
         prefix.extend_from_slice(shop.as_str().as_bytes());
         prefix.push(0);
         let mut out = Vec::new();
-        for item in self.inbox()?.scan_prefix(prefix) {
+        for item in self.inbox.scan_prefix(prefix) {
             let (_, v) = item?;
             let q: QueuedEvent = serde_json::from_slice(&v)?;
             if q.next_at <= now {
@@ -98,7 +94,7 @@ impl Ledger {
 
     /// Number of waiting events (all shops).
     pub fn queued_count(&self) -> Result<usize, LedgerError> {
-        Ok(self.inbox()?.len())
+        Ok(self.inbox.len())
     }
 
     /// Another attempt failed: try again later.
@@ -113,7 +109,7 @@ impl Ledger {
         next.attempts += 1;
         next.next_at = now + backoff(next.attempts);
         next.last_error = reason.to_string();
-        self.inbox()?.insert(
+        self.inbox.insert(
             keys::dedupe(shop, &q.adapter, &q.envelope.event_id),
             serde_json::to_vec(&next)?,
         )?;
@@ -122,7 +118,7 @@ impl Ledger {
 
     /// The event was applied (or rejected for good): forget it.
     pub fn dequeue(&self, shop: &ShopId, q: &QueuedEvent) -> Result<(), LedgerError> {
-        self.inbox()?
+        self.inbox
             .remove(keys::dedupe(shop, &q.adapter, &q.envelope.event_id))?;
         Ok(())
     }

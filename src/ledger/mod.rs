@@ -243,6 +243,7 @@ pub struct Ledger {
     journal: sled::Tree,
     member_journal: sled::Tree,
     outbox: sled::Tree,
+    inbox: sled::Tree,
     commit: Option<GroupCommit>,
 }
 
@@ -277,6 +278,7 @@ impl Ledger {
             journal: db.open_tree("journal")?,
             member_journal: db.open_tree("member_journal")?,
             outbox: db.open_tree(crate::notify::outbox::PENDING_TREE)?,
+            inbox: db.open_tree(inbox::INBOX_TREE)?,
             commit: None,
             db,
         })

@@ -258,6 +258,19 @@ pub fn run_cli(args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// The POS fixture order (ada@example.com, 11 points) under another order id.
+pub fn order(id: u64) -> Vec<u8> {
+    String::from_utf8(fixture("orders-paid-pos.json"))
+        .unwrap()
+        .replace("5812403339301", &id.to_string())
+        .into_bytes()
+}
+
+/// `loyaltyd jobs run --config CONFIG --at AT`.
+pub fn jobs_at(config: &str, at: &str) -> (bool, String, String) {
+    run_cli(&["jobs", "run", "--config", config, "--at", at])
+}
+
 /// POST JSON to an admin endpoint with the test token and an optional Idempotency-Key.
 pub async fn admin_post(
     d: &Daemon,
