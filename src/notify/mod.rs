@@ -6,6 +6,9 @@
 
 pub mod console;
 pub mod outbox;
+pub mod providers;
+pub mod segments;
+pub mod templates;
 pub mod worker;
 
 use std::future::Future;
