@@ -195,12 +195,16 @@ fn read_sale(body: &[u8]) -> anyhow::Result<loyaltyd_adapter::Sale> {
 }
 
 fn open_ledger(c: &Config) -> anyhow::Result<crate::ledger::Ledger> {
-    crate::ledger::Ledger::open_offline(&c.storage.path).map_err(|e| {
+    let ledger = crate::ledger::Ledger::open_offline(&c.storage.path).map_err(|e| {
         anyhow::anyhow!(
             "cannot open the ledger at {}: {e}",
             c.storage.path.display()
         )
-    })
+    })?;
+    for shop in &c.shops {
+        ledger.set_rewards(&shop.id, shop.rules.current().rewards.clone());
+    }
+    Ok(ledger)
 }
 
 fn load(path: &std::path::Path) -> anyhow::Result<Config> {

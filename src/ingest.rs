@@ -192,7 +192,6 @@ pub fn apply_event(
                             referrer: rules.bonuses.referral_referrer,
                             referee: rules.bonuses.referral_referee,
                         },
-                        rewards: &rules.rewards,
                         total: sale.total,
                         adapter,
                         event_id: &envelope.event_id,

@@ -23,6 +23,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             config.storage.path.display()
         )
     })?;
+    for shop in &config.shops {
+        ledger.set_rewards(&shop.id, shop.rules.current().rewards.clone());
+    }
     let sink = ConsoleSink::new(config.notify.console_file.clone())
         .context("cannot open the console notification file")?;
     let wakeup = worker::Wakeup::default();
@@ -178,6 +181,9 @@ async fn watch_rules(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
             match shop.rules.reload() {
                 Ok((old, new)) => {
                     state.metrics.rules_reload(shop.id.as_str(), true);
+                    state
+                        .ledger
+                        .set_rewards(&shop.id, shop.rules.current().rewards.clone());
                     tracing::info!(shop = %shop.id, %old, %new, "rules reloaded");
                     for w in &shop.rules.current().warnings {
                         tracing::warn!(shop = %shop.id, warning = %w, "rules file");

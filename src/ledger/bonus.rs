@@ -1,6 +1,5 @@
 //! Points for events other than sales — a sign-up bonus when a member is first
-//! created, a birthday bonus once a year — each given at most once per its key; and the
-//! "reward unlocked" notice when an earning lifts a balance past a reward's cost.
+//! created, a birthday bonus once a year — each given at most once per its key.
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use chrono_tz::Tz;
@@ -12,9 +11,7 @@ use super::policy::LedgerPolicy;
 use super::tx::{Credit, Tx, TxResult};
 use super::{keys, Ledger, LedgerError};
 use crate::member::{Member, MemberId};
-use crate::notify::outbox::Notice;
 use crate::points::Points;
-use crate::rules::Reward;
 
 /// Give `points` to `member` once for `key` (e.g. `signup:<member>`,
 /// `birthday:<member>:<year>`). Returns whether anything was posted; the caller saves
@@ -97,33 +94,6 @@ pub(crate) fn welcome(
     grant_bonus(
         tx, member, points, &key, "welcome", policy, timezone, at, now,
     )
-}
-
-/// Tell the member about every reward whose cost their available balance just reached
-/// (`before` → the balance now).
-pub(crate) fn announce_unlocks(
-    tx: &Tx<'_>,
-    member: &Member,
-    posting: &Posting,
-    before: Points,
-    rewards: &[Reward],
-) -> TxResult<()> {
-    let after = tx.balance(&Account::MemberAvailable(member.id.clone()))?;
-    for r in rewards {
-        if before.0 < r.points && after.0 >= r.points {
-            tx.notify(
-                member,
-                posting,
-                Notice::RewardUnlocked {
-                    reward: r.id.clone(),
-                    name: r.name.clone(),
-                    cost: Points(r.points),
-                    available: after,
-                },
-            )?;
-        }
-    }
-    Ok(())
 }
 
 /// Whether `birthday` falls on `today` (29 February counts on 28 February in other years).

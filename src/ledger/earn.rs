@@ -75,8 +75,6 @@ pub struct EarnCommand<'a> {
     pub signup_bonus: u32,
     /// Referral bonuses paid on a referred member's first purchase.
     pub referral: super::bonus::ReferralBonuses,
-    /// The rewards catalogue, for "reward unlocked" notices.
-    pub rewards: &'a [crate::rules::Reward],
     /// The shop's tier program, if any.
     pub tiers: Option<&'a crate::rules::tiers::TierProgram>,
     /// The sale itself, kept for what-if replays of new rules on history.
@@ -176,7 +174,6 @@ fn earn(tx: &Tx<'_>, cmd: &EarnCommand<'_>, now: DateTime<Utc>) -> TxResult<Appl
             LotChange::Open { lot, .. } | LotChange::TopUp { lot, .. } => Some(*lot),
             _ => None,
         });
-        let before = tx.balance(&Account::MemberAvailable(member.id.clone()))?;
         let posting = Posting {
             seq,
             shop: tx.shop.clone(),
@@ -222,7 +219,6 @@ fn earn(tx: &Tx<'_>, cmd: &EarnCommand<'_>, now: DateTime<Utc>) -> TxResult<Appl
         );
         member.updated_at = now;
         tx.notify_posted(&member, &posting, points, pending_until)?;
-        super::bonus::announce_unlocks(tx, &member, &posting, before, cmd.rewards)?;
         order.earn_seq = Some(seq);
         order.lot = lot;
         order.earned = points;

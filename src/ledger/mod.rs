@@ -30,7 +30,9 @@ pub mod tiers;
 pub(crate) mod tx;
 pub mod verify;
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use loyaltyd_adapter::ShopId;
@@ -245,6 +247,9 @@ pub struct Ledger {
     outbox: sled::Tree,
     inbox: sled::Tree,
     commit: Option<GroupCommit>,
+    /// Each shop's rewards catalogue, for "reward unlocked" notices (set from the
+    /// rules at start and on every reload).
+    catalogues: Arc<std::sync::RwLock<HashMap<ShopId, Arc<Vec<crate::rules::Reward>>>>>,
 }
 
 impl Ledger {
@@ -280,6 +285,7 @@ impl Ledger {
             outbox: db.open_tree(crate::notify::outbox::PENDING_TREE)?,
             inbox: db.open_tree(inbox::INBOX_TREE)?,
             commit: None,
+            catalogues: Default::default(),
             db,
         })
     }
@@ -308,12 +314,25 @@ impl Ledger {
         self.commit.as_ref().map(|c| c.stats())
     }
 
+    /// Use `rewards` as `shop`'s catalogue for "reward unlocked" notices from now on.
+    pub fn set_rewards(&self, shop: &ShopId, rewards: Vec<crate::rules::Reward>) {
+        if let Ok(mut c) = self.catalogues.write() {
+            c.insert(shop.clone(), Arc::new(rewards));
+        }
+    }
+
     /// Run `f` in one transaction over every ledger tree, bound to `shop`.
     pub(crate) fn transact<T>(
         &self,
         shop: &ShopId,
         f: impl Fn(&Tx<'_>) -> Result<T, ConflictableTransactionError<LedgerError>>,
     ) -> Result<T, LedgerError> {
+        let rewards = self
+            .catalogues
+            .read()
+            .ok()
+            .and_then(|c| c.get(shop).cloned())
+            .unwrap_or_default();
         let r = (
             &self.index,
             &self.members,
@@ -322,7 +341,15 @@ impl Ledger {
             &self.outbox,
         )
             .transaction(|(index, members, journal, member_journal, outbox)| {
-                let tx = Tx::new(shop, index, members, journal, member_journal, outbox);
+                let tx = Tx::new(
+                    shop,
+                    index,
+                    members,
+                    journal,
+                    member_journal,
+                    outbox,
+                    &rewards,
+                );
                 let out = f(&tx)?;
                 tx.write_back()?;
                 Ok(out)

@@ -111,7 +111,6 @@ impl World {
                         referrer: 0,
                         referee: 0,
                     },
-                    rewards: &[],
                     total: eligible,
                 },
                 self.now,
@@ -640,7 +639,6 @@ fn a_sale_scored_on_a_stale_member_snapshot_is_refused_and_posts_nothing() {
                 referrer: 0,
                 referee: 0,
             },
-            rewards: &[],
             total: d("5"),
         },
         w.now,
@@ -648,4 +646,63 @@ fn a_sale_scored_on_a_stale_member_snapshot_is_refused_and_posts_nothing() {
     assert!(matches!(r, Err(LedgerError::StaleSnapshot)), "{r:?}");
     assert_eq!(w.ledger.journal_len(&w.shop).unwrap(), 1);
     assert_eq!(w.balances("c1"), (10, 0));
+}
+
+/// The reward notices in the outbox, as (reward id, available) in queue order.
+fn unlock_notices(w: &World) -> Vec<(String, i64)> {
+    w.ledger
+        .db()
+        .open_tree(crate::notify::outbox::PENDING_TREE)
+        .unwrap()
+        .iter()
+        .values()
+        .map(|v| {
+            serde_json::from_slice::<crate::notify::outbox::OutboxMessage>(&v.unwrap()).unwrap()
+        })
+        .filter_map(|m| match m.notice {
+            crate::notify::outbox::Notice::RewardUnlocked {
+                reward, available, ..
+            } => Some((reward, available.0)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_reward_is_announced_whenever_the_balance_reaches_its_cost_not_only_on_earnings() {
+    let mut w = World::new(LedgerPolicy {
+        pending_days: 14,
+        ..allow()
+    });
+    let reward = |id: &str, points| crate::rules::Reward {
+        id: id.into(),
+        name: id.into(),
+        points,
+        kind: Default::default(),
+        value: None,
+    };
+    w.ledger
+        .set_rewards(&w.shop, vec![reward("coffee", 50), reward("mug", 200)]);
+    // Pending points do not unlock anything yet.
+    w.earn("e1", "o1", "c1", &[("a", "60")]);
+    assert!(unlock_notices(&w).is_empty());
+    // Maturing them does.
+    w.now += Duration::days(15);
+    w.ledger.mature_due(&w.shop, w.now).unwrap();
+    assert_eq!(unlock_notices(&w), vec![("coffee".to_string(), 60)]);
+    // Running the job again announces nothing new.
+    w.ledger.mature_due(&w.shop, w.now).unwrap();
+    assert_eq!(unlock_notices(&w).len(), 1);
+    // An adjustment past the next cost announces that reward only.
+    w.adjust("c1", 150, "k1").unwrap();
+    assert_eq!(
+        unlock_notices(&w),
+        vec![("coffee".to_string(), 60), ("mug".to_string(), 210)]
+    );
+    // Going down and back up past a cost announces it again (a new crossing).
+    w.adjust("c1", -20, "k2").unwrap();
+    w.adjust("c1", 20, "k3").unwrap();
+    assert_eq!(unlock_notices(&w).last(), Some(&("mug".to_string(), 210)));
+    assert_eq!(unlock_notices(&w).len(), 3);
+    w.assert_verified();
 }

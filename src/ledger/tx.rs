@@ -51,6 +51,9 @@ pub(crate) struct Tx<'a> {
     pub journal: &'a TransactionalTree,
     pub member_journal: &'a TransactionalTree,
     pub outbox: &'a TransactionalTree,
+    /// The shop's rewards catalogue: a balance that reaches a reward's cost in this
+    /// transaction, whatever raised it, is announced once at write-back.
+    pub rewards: &'a [crate::rules::Reward],
     pub(crate) states: RefCell<HashMap<MemberId, MemberState>>,
     pub(crate) shop_state: RefCell<Option<(ShopState, bool)>>,
 }
@@ -85,6 +88,10 @@ pub(crate) struct MemberState {
     available: Points,
     pending: Points,
     dirty: bool,
+    /// Available balance when the transaction first read it.
+    opening: Points,
+    /// The last posting for this member in the transaction (number, recorded at).
+    last_posting: Option<(u64, chrono::DateTime<chrono::Utc>)>,
 }
 
 impl<'a> Tx<'a> {
@@ -118,6 +125,7 @@ impl<'a> Tx<'a> {
         journal: &'a TransactionalTree,
         member_journal: &'a TransactionalTree,
         outbox: &'a TransactionalTree,
+        rewards: &'a [crate::rules::Reward],
     ) -> Tx<'a> {
         Tx {
             shop,
@@ -126,6 +134,7 @@ impl<'a> Tx<'a> {
             journal,
             member_journal,
             outbox,
+            rewards,
             states: RefCell::default(),
             shop_state: RefCell::default(),
         }
@@ -155,6 +164,8 @@ impl<'a> Tx<'a> {
                     available: r.available,
                     pending: r.pending,
                     dirty: false,
+                    opening: r.available,
+                    last_posting: None,
                 },
                 None => MemberState::default(),
             };
@@ -166,7 +177,8 @@ impl<'a> Tx<'a> {
         }
     }
 
-    /// Write every changed member record and the shop state back, once each.
+    /// Write every changed member record and the shop state back, once each, after
+    /// announcing the rewards each member's balance reached in this transaction.
     pub fn write_back(&self) -> TxResult<()> {
         for (id, st) in self.states.borrow().iter() {
             if !st.dirty {
@@ -176,6 +188,9 @@ impl<'a> Tx<'a> {
                 .member
                 .clone()
                 .ok_or_else(|| invariant(format!("postings for member {id} without a record")))?;
+            if let Some((posting_id, at)) = st.last_posting {
+                self.announce_unlocks(&member, st.opening, st.available, posting_id, at)?;
+            }
             let record = MemberRecord {
                 member,
                 available: st.available,
@@ -186,6 +201,39 @@ impl<'a> Tx<'a> {
         }
         if let Some((st, true)) = self.shop_state.borrow().as_ref() {
             self.put(self.index, &keys::seq(self.shop), st)?;
+        }
+        Ok(())
+    }
+
+    /// "Reward unlocked" for every reward whose cost lies in `(before, after]`: once
+    /// per crossing, whether an earning, a bonus, maturing points or an adjustment
+    /// raised the balance.
+    fn announce_unlocks(
+        &self,
+        member: &Member,
+        before: Points,
+        after: Points,
+        posting_id: u64,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> TxResult<()> {
+        for r in self.rewards {
+            if before.0 < r.points && after.0 >= r.points {
+                let msg = OutboxMessage {
+                    id: self.outbox.generate_id()?,
+                    shop: self.shop.clone(),
+                    member: member.id.clone(),
+                    first_name: member.first_name.clone(),
+                    posting_id,
+                    notice: Notice::RewardUnlocked {
+                        reward: r.id.clone(),
+                        name: r.name.clone(),
+                        cost: Points(r.points),
+                        available: after,
+                    },
+                    created_at: at,
+                };
+                outbox::enqueue(self.outbox, &msg)?;
+            }
         }
         Ok(())
     }
@@ -261,6 +309,9 @@ impl<'a> Tx<'a> {
             keys::member_posting(self.shop, &posting.member, posting.seq),
             &[],
         )?;
+        self.with_member(&posting.member, |st| {
+            st.last_posting = Some((posting.seq, posting.recorded_at));
+        })?;
         for e in &posting.entries {
             let overflow = || invariant(format!("balance of {} would overflow", e.account.key()));
             match &e.account {
