@@ -104,6 +104,42 @@ pub enum Command {
         #[command(subcommand)]
         what: JobsWhat,
     },
+    /// Notifications that could not be delivered (run on a stopped daemon's data; the
+    /// admin API does the same on a running one).
+    Deadletters {
+        /// What to do.
+        #[command(subcommand)]
+        what: DeadlettersWhat,
+    },
+}
+
+/// `loyaltyd deadletters ...`
+#[derive(Debug, Subcommand)]
+pub enum DeadlettersWhat {
+    /// List a shop's dead letters as JSON (no phone numbers or e-mail addresses).
+    List {
+        /// Config file.
+        #[arg(long, default_value = DEFAULT_PATH)]
+        config: PathBuf,
+        /// Shop id.
+        #[arg(long)]
+        shop: String,
+    },
+    /// Put a dead letter back in the outbox; the daemon sends it at its next start.
+    Retry {
+        /// Config file.
+        #[arg(long, default_value = DEFAULT_PATH)]
+        config: PathBuf,
+        /// Shop id.
+        #[arg(long)]
+        shop: String,
+        /// Message id (from `list`).
+        #[arg(long)]
+        id: u64,
+        /// Channel: `sms`, `email` or `console`.
+        #[arg(long)]
+        channel: String,
+    },
 }
 
 /// `loyaltyd export ...`
@@ -194,6 +230,52 @@ fn read_sale(body: &[u8]) -> anyhow::Result<loyaltyd_adapter::Sale> {
     }
 }
 
+fn deadletters(what: DeadlettersWhat) -> anyhow::Result<()> {
+    let (config, shop) = match &what {
+        DeadlettersWhat::List { config, shop } | DeadlettersWhat::Retry { config, shop, .. } => {
+            (config, shop)
+        }
+    };
+    let c = load(config)?;
+    let shop = loyaltyd_adapter::ShopId::new(shop.as_str())
+        .ok()
+        .filter(|s| c.shop(s).is_some())
+        .ok_or_else(|| anyhow::anyhow!("no shop {shop:?} in {}", config.display()))?;
+    let ledger = open_ledger(&c)?;
+    let store = crate::notify::delivery::DeliveryStore::open(ledger.db())?;
+    match what {
+        DeadlettersWhat::List { .. } => {
+            let items: Vec<serde_json::Value> = store
+                .dead_letters(&shop)?
+                .iter()
+                .map(|d| {
+                    serde_json::json!({
+                        "message_id": d.message.id,
+                        "channel": d.route.name(),
+                        "member_id": d.message.member,
+                        "kind": crate::notify::render::kind(&d.message).name(),
+                        "provider": d.provider,
+                        "status": d.status,
+                        "code": d.code,
+                        "error": d.error,
+                        "attempts": d.attempts,
+                        "dead_at": d.at,
+                    })
+                })
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&items)?);
+        }
+        DeadlettersWhat::Retry { id, channel, .. } => {
+            let route = crate::notify::delivery::Route::parse(&channel)
+                .ok_or_else(|| anyhow::anyhow!("{channel:?} is not sms, email or console"))?;
+            store.retry(&shop, id, route, chrono::Utc::now())?;
+            ledger.flush_now()?;
+            println!("message {id} ({channel}) queued again");
+        }
+    }
+    Ok(())
+}
+
 fn open_ledger(c: &Config) -> anyhow::Result<crate::ledger::Ledger> {
     let ledger = crate::ledger::Ledger::open_offline(&c.storage.path).map_err(|e| {
         anyhow::anyhow!(
@@ -225,11 +307,59 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::CheckConfig { config } => {
             let c = load(&config)?;
+            let templates = crate::notify::setup::templates(&c)
+                .map_err(|e| anyhow::anyhow!("invalid notification {e}"))?;
             println!(
                 "{}: ok ({} shop{})",
                 config.display(),
                 c.shops.len(),
                 if c.shops.len() == 1 { "" } else { "s" }
+            );
+            let worst = crate::notify::templates::EventKind::ALL
+                .iter()
+                .filter_map(|k| {
+                    let ctx = crate::notify::templates::TemplateContext::sample(*k);
+                    let r = templates
+                        .render(*k, crate::notify::templates::Channel::Sms, &ctx)
+                        .ok()?;
+                    Some((crate::notify::segments::measure(&r.body).segments, k.name()))
+                })
+                .max();
+            println!(
+                "  templates: {} event kinds x SMS and e-mail render with sample data{}",
+                crate::notify::templates::EventKind::ALL.len(),
+                worst
+                    .map(|(n, k)| format!(
+                        "; longest SMS {n} segment(s) ({k}), limit {}",
+                        c.notify.max_sms_segments
+                    ))
+                    .unwrap_or_default()
+            );
+            let channels = [
+                c.notify
+                    .sms
+                    .as_ref()
+                    .map(|s| format!("SMS via twilio at {}", s.base_url)),
+                c.notify.email.as_ref().map(|e| match &e.provider {
+                    crate::config::EmailProviderSettings::SendGrid { base_url, .. } => {
+                        format!("e-mail via sendgrid at {base_url}")
+                    }
+                    crate::config::EmailProviderSettings::Mailgun { base_url, .. } => {
+                        format!("e-mail via mailgun at {base_url}")
+                    }
+                    crate::config::EmailProviderSettings::Smtp { host, port, .. } => {
+                        format!("e-mail via smtp at {host}:{port}")
+                    }
+                }),
+            ];
+            let channels: Vec<String> = channels.into_iter().flatten().collect();
+            println!(
+                "  notifications: {}",
+                if channels.is_empty() {
+                    "console sink".to_string()
+                } else {
+                    channels.join(", ")
+                }
             );
             for s in &c.shops {
                 for w in &s.rules.current().warnings {
@@ -247,6 +377,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Deadletters { what } => deadletters(what),
         Command::Sign {
             config,
             shop,

@@ -274,6 +274,7 @@ pub fn apply_event(
                         claims: &claims,
                         birthday: c.birthday,
                         consent: c.consent,
+                        tags: c.tags.as_deref(),
                         signup_bonus: rules.bonuses.signup,
                         policy: &rules.policy,
                         timezone: shop.timezone,

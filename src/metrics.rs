@@ -29,8 +29,30 @@ pub struct ReloadLabels {
     pub outcome: String,
 }
 
+/// Labels of a notification outcome.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NotificationLabels {
+    /// `sms`, `email` or `console`.
+    pub channel: String,
+    /// Provider name.
+    pub provider: String,
+    /// `sent`, `retry`, `dead`, `skipped`.
+    pub outcome: String,
+}
+
+/// Labels of a provider.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProviderLabels {
+    /// Provider name.
+    pub provider: String,
+}
+
 /// The daemon's metrics.
 pub struct Metrics {
+    notifications: Family<NotificationLabels, Counter>,
+    provider_seconds: Family<ProviderLabels, Histogram>,
+    outbox_depth: prometheus_client::metrics::gauge::Gauge,
+    outbox_oldest: prometheus_client::metrics::gauge::Gauge,
     rules_reloads: Family<ReloadLabels, Counter>,
     registry: Registry,
     webhooks: Family<WebhookLabels, Counter>,
@@ -74,7 +96,37 @@ impl Default for Metrics {
             "Writers made durable by group-commit flushes (divide by flushes for the batch size)",
             flushed_writers.clone(),
         );
+        let notifications = Family::<NotificationLabels, Counter>::default();
+        registry.register(
+            "notifications",
+            "Notification attempts by channel, provider and outcome",
+            notifications.clone(),
+        );
+        let provider_seconds = Family::<ProviderLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.000_5, 2.0, 16))
+        });
+        registry.register(
+            "provider_request_duration_seconds",
+            "Time a provider took to answer a send request",
+            provider_seconds.clone(),
+        );
+        let outbox_depth = prometheus_client::metrics::gauge::Gauge::default();
+        registry.register(
+            "outbox_depth",
+            "Notification messages waiting in the outbox",
+            outbox_depth.clone(),
+        );
+        let outbox_oldest = prometheus_client::metrics::gauge::Gauge::default();
+        registry.register(
+            "outbox_oldest_age_seconds",
+            "Age of the oldest message waiting in the outbox",
+            outbox_oldest.clone(),
+        );
         Metrics {
+            notifications,
+            provider_seconds,
+            outbox_depth,
+            outbox_oldest,
             rules_reloads,
             registry,
             webhooks,
@@ -106,6 +158,33 @@ impl Metrics {
                 outcome: if ok { "ok" } else { "rejected" }.to_string(),
             })
             .inc();
+    }
+
+    /// Count a notification outcome.
+    pub fn notification(&self, channel: &str, provider: &str, outcome: &str) {
+        self.notifications
+            .get_or_create(&NotificationLabels {
+                channel: channel.to_string(),
+                provider: provider.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+
+    /// Time one provider request took.
+    pub fn provider_latency(&self, provider: &str, took: Duration) {
+        self.provider_seconds
+            .get_or_create(&ProviderLabels {
+                provider: provider.to_string(),
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    /// Outbox depth and the age of its oldest message.
+    pub fn outbox(&self, depth: usize, oldest: Option<chrono::Duration>) {
+        self.outbox_depth.set(depth as i64);
+        self.outbox_oldest
+            .set(oldest.map_or(0, |d| d.num_seconds().max(0)));
     }
 
     /// The text exposition, with storage counters brought up to date.

@@ -13,7 +13,7 @@ use crate::adapters::AdapterRegistry;
 use crate::config::Config;
 use crate::http::{router, AppState};
 use crate::ledger::Ledger;
-use crate::notify::{console::ConsoleSink, worker};
+use crate::notify::worker;
 
 /// Run the daemon until a shutdown signal.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
@@ -26,17 +26,20 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     for shop in &config.shops {
         ledger.set_rewards(&shop.id, shop.rules.current().rewards.clone());
     }
-    let sink = ConsoleSink::new(config.notify.console_file.clone())
-        .context("cannot open the console notification file")?;
+    let metrics = Arc::new(crate::metrics::Metrics::default());
+    let notifier = Arc::new(
+        crate::notify::setup::build(
+            &config,
+            ledger.db(),
+            Arc::new(ledger.clone()),
+            metrics.clone(),
+        )
+        .context("cannot set up notifications")?,
+    );
+    let delivery = notifier.store.clone();
     let wakeup = worker::Wakeup::default();
     let (stop_tx, stop_rx) = watch::channel(false);
-    let notifier = tokio::spawn(worker::run(
-        ledger.db().clone(),
-        sink,
-        wakeup.clone(),
-        stop_rx,
-        Duration::from_secs(5),
-    ));
+    let notifier = tokio::spawn(worker::run(notifier, wakeup.clone(), stop_rx));
 
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
@@ -74,7 +77,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         stop_tx.subscribe(),
         Duration::from_secs(1),
     ));
-    let state = Arc::new(AppState::new(config, ledger.clone(), wakeup, adapters));
+    let state = Arc::new(AppState::new(
+        config,
+        ledger.clone(),
+        wakeup,
+        adapters,
+        metrics,
+        delivery,
+    ));
     let watcher = tokio::spawn(watch_rules(state.clone(), stop_tx.subscribe()));
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown_signal())
@@ -86,10 +96,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let _ = jobs.await;
     let _ = retries.await;
     let _ = watcher.await;
-    match notifier.await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::error!(error = %e, "notifier stopped with an error"),
-        Err(e) => tracing::error!(error = %e, "notifier task failed"),
+    if let Err(e) = notifier.await {
+        tracing::error!(error = %e, "notifier task failed");
     }
     ledger.flush_now().context("final flush failed")?;
     tracing::info!("loyaltyd stopped");

@@ -80,7 +80,8 @@ effect = { cash_back_percent = "2" }
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_member_moves_up_a_tier_after_the_crossing_sale_and_down_at_review() {
+async fn a_member_moves_up_a_tier_after_the_crossing_sale_and_down_at_review_once_refunds_take_the_qualification_away(
+) {
     let setup = Setup::new(1024 * 1024);
     std::fs::write(
         setup.dir.path().join("rules.toml"),
@@ -139,18 +140,44 @@ effect = { multiplier = "2" }
         .wait_for_line(|l| l.contains(&format!("member {id} moved from no tier to silver tier")))
         .is_some());
 
-    // Two years on, the rolling window is empty: the review job moves the member down, once.
+    // A review the next day keeps silver: 55 qualifying points.
     assert!(d.terminate().success());
     let config = setup.config_path();
     let config = config.to_str().unwrap();
+    let (ok, out, err) = jobs_at(config, "2026-11-21T12:00:00Z");
+    assert!(ok && out.contains(", 0 tier changes"), "{out}{err}");
+
+    // Cancelling three of the four orders takes their points out of the qualification
+    // too (11 left < 30): the next review moves the member down, once.
+    let d = setup.start();
+    for i in 2..=4u64 {
+        let cancelled = String::from_utf8(fixture("orders-cancelled.json"))
+            .unwrap()
+            .replace("5812403339301", &i.to_string());
+        let (s, r) = post_shopify(
+            &d,
+            "demo",
+            "orders/cancelled",
+            &format!("wh-c{i}"),
+            cancelled.as_bytes(),
+            SHOPIFY_SECRET,
+        )
+        .await;
+        assert_eq!(s, 200, "{r}");
+    }
+    assert!(d.terminate().success());
+    let (ok, out, err) = jobs_at(config, "2026-11-22T12:00:00Z");
+    assert!(
+        ok && out.contains("shop demo:") && out.contains(", 1 tier changes"),
+        "{out}{err}"
+    );
+    let (_, out, _) = jobs_at(config, "2026-11-22T12:00:00Z");
+    assert!(out.contains(", 0 tier changes"), "{out}");
+
+    // Two years on, nothing is left to review either.
     let (ok, out, err) = jobs_at(config, "2029-01-01T00:00:00Z");
     assert!(ok, "{err}");
-    assert!(
-        out.contains("shop demo:") && out.contains(", 1 tier changes"),
-        "{out}"
-    );
-    let (_, out, _) = jobs_at(config, "2029-01-01T00:00:00Z");
-    assert!(out.contains(", 0 tier changes"), "{out}");
+    assert!(ok && out.contains(", 0 tier changes"), "{out}{err}");
     let (ok, out, err) = run_cli(&["verify", "--config", config]);
     assert!(ok, "{out}{err}");
 }
@@ -378,4 +405,67 @@ async fn a_program_can_let_the_crossing_sale_earn_at_the_new_tier() {
     }
     // The third sale crosses 30 and already earns double.
     assert_eq!(earned, vec![11, 11, 22]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pos_customer_tags_drive_tag_rules_and_whatif_uses_the_tags_a_sale_was_scored_with() {
+    let setup = Setup::new(1024 * 1024);
+    let rules = "[earn]\npoints_per_unit = \"1\"\n\n[[rules]]\nid = \"vip-double\"\nwhen = { tags = [\"vip\"] }\neffect = { multiplier = \"2\" }\n";
+    std::fs::write(setup.dir.path().join("rules.toml"), rules).unwrap();
+    let d = setup.start();
+    // Shopify's customer record tags Ada "oat-milk, vip".
+    let (s, r) = post_shopify(
+        &d,
+        "demo",
+        "customers/update",
+        "wh-c1",
+        &fixture("customers-update.json"),
+        SHOPIFY_SECRET,
+    )
+    .await;
+    assert_eq!(s, 200, "{r}");
+    let (_, m) = admin_get(&d, "/v1/shops/demo/members/lookup?email=ada@example.com").await;
+    assert_eq!(m["tags"], serde_json::json!(["oat-milk", "vip"]), "{m}");
+    let (_, r) = post_shopify(&d, "demo", "orders/paid", "wh-1", &order(1), SHOPIFY_SECRET).await;
+    assert_eq!(r["points"], 22, "a VIP earns double: {r}");
+    // The POS drops the tag; the next sale earns single.
+    let untagged = String::from_utf8(fixture("customers-update.json"))
+        .unwrap()
+        .replace("\"oat-milk, vip\"", "\"oat-milk\"");
+    post_shopify(
+        &d,
+        "demo",
+        "customers/update",
+        "wh-c2",
+        untagged.as_bytes(),
+        SHOPIFY_SECRET,
+    )
+    .await;
+    let (_, r) = post_shopify(&d, "demo", "orders/paid", "wh-2", &order(2), SHOPIFY_SECRET).await;
+    assert_eq!(r["points"], 11, "{r}");
+    assert!(d.terminate().success());
+
+    // Replaying the same rules changes nothing: each sale is rescored with its own tags.
+    let candidate = setup.dir.path().join("candidate.toml");
+    std::fs::write(&candidate, rules).unwrap();
+    let config = setup.config_path();
+    let (ok, out, err) = run_cli(&[
+        "whatif",
+        "--config",
+        config.to_str().unwrap(),
+        "--shop",
+        "demo",
+        "--rules",
+        candidate.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (
+            r[0]["current_points"].as_i64(),
+            r[0]["candidate_points"].as_i64()
+        ),
+        (Some(33), Some(33)),
+        "{r}"
+    );
 }

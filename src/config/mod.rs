@@ -15,6 +15,11 @@ use serde::Deserialize;
 
 use crate::rules::{LiveRules, RuleSet};
 
+mod notify;
+pub use notify::{
+    EmailProviderSettings, EmailSettings, NotifyConfig, QuietHours, SmsSettings, SmtpTlsMode,
+};
+
 /// Default location of the config file, relative to the working directory.
 pub const DEFAULT_PATH: &str = "config/loyaltyd.toml";
 
@@ -73,13 +78,6 @@ pub struct StorageConfig {
     pub durable_acks: bool,
 }
 
-/// `[notify]`
-#[derive(Debug, Clone, Default)]
-pub struct NotifyConfig {
-    /// `[notify.console] file`: also append console notifications to this file.
-    pub console_file: Option<PathBuf>,
-}
-
 /// One `[[shops]]` entry.
 #[derive(Debug, Clone)]
 pub struct ShopConfig {
@@ -99,6 +97,8 @@ pub struct ShopConfig {
     pub rules_path: PathBuf,
     /// The rules in force (reloaded on SIGHUP or when the file changes).
     pub rules: LiveRules,
+    /// `quiet_hours` (`"21:00-08:00"` or `"off"`), else `[notify] quiet_hours`.
+    pub quiet_hours: Option<QuietHours>,
     /// `[shops.shopify]`, when the shop takes Shopify webhooks.
     pub shopify: Option<ShopifyConfig>,
     /// `[shops.square]`, when the shop takes Square webhooks.
@@ -167,7 +167,7 @@ struct RawConfig {
     #[serde(default)]
     storage: RawStorage,
     #[serde(default)]
-    notify: RawNotify,
+    notify: notify::RawNotify,
     #[serde(default)]
     jobs: RawJobs,
     #[serde(default)]
@@ -196,19 +196,6 @@ struct RawStorage {
     durable_acks: Option<bool>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawNotify {
-    #[serde(default)]
-    console: RawConsole,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawConsole {
-    file: Option<String>,
-}
-
 #[derive(Debug, Deserialize)]
 struct RawShop {
     id: Option<String>,
@@ -218,6 +205,7 @@ struct RawShop {
     country: Option<String>,
     point_value: Option<String>,
     rules: Option<String>,
+    quiet_hours: Option<String>,
     shopify: Option<RawShopify>,
     square: Option<RawSquare>,
     /// Tables named after declarative adapters (`[shops.woocommerce]`).
@@ -369,6 +357,7 @@ fn validate(
     if jobs_interval == 0 || jobs_interval > 86_400 {
         return Err(loc.err("jobs.interval_secs", "must be between 1 and 86400"));
     }
+    let notify = notify::validate(raw.notify, base_dir, loc)?;
     if raw.shops.is_empty() {
         return Err(loc.err("shops", "at least one [[shops]] entry is required"));
     }
@@ -533,6 +522,10 @@ fn validate(
             point_value,
             rules: LiveRules::new(rules_path.clone(), rules),
             rules_path,
+            quiet_hours: match s.quiet_hours {
+                Some(q) => notify::quiet_hours(Some(q), &k("quiet_hours"), loc)?,
+                None => notify.quiet_hours,
+            },
             shopify,
             square,
             declarative,
@@ -551,9 +544,7 @@ fn validate(
             path: PathBuf::from(storage_path),
             durable_acks: raw.storage.durable_acks.unwrap_or(true),
         },
-        notify: NotifyConfig {
-            console_file: raw.notify.console.file.map(PathBuf::from),
-        },
+        notify,
         jobs_interval: Duration::from_secs(jobs_interval),
         shops,
     })

@@ -41,6 +41,18 @@ pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
             "/shops/{shop}/members/{member_id}/referrals",
             post(super::referrals::refer),
         )
+        .route(
+            "/shops/{shop}/members/{member_id}/consent",
+            axum::routing::put(super::notifications::set_consent),
+        )
+        .route(
+            "/shops/{shop}/deadletters",
+            get(super::notifications::dead_letters),
+        )
+        .route(
+            "/shops/{shop}/deadletters/{message_id}/{channel}/retry",
+            post(super::notifications::retry),
+        )
         .layer(middleware::from_fn_with_state(state, require_token))
 }
 

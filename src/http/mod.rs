@@ -6,10 +6,12 @@
 
 pub mod admin;
 pub mod error;
+pub mod notifications;
 pub mod referrals;
 pub mod reports;
 pub mod simulate;
 pub mod spend;
+pub mod twilio_inbound;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -34,7 +36,9 @@ pub struct AppState {
     /// Wakes the notifier after a commit.
     pub wakeup: Wakeup,
     /// Prometheus metrics.
-    pub metrics: crate::metrics::Metrics,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// Notification delivery state (dead letters, opted-out phones).
+    pub delivery: crate::notify::delivery::DeliveryStore,
     /// Every shop's adapters.
     pub adapters: AdapterRegistry,
 }
@@ -46,13 +50,16 @@ impl AppState {
         ledger: Ledger,
         wakeup: Wakeup,
         adapters: AdapterRegistry,
+        metrics: Arc<crate::metrics::Metrics>,
+        delivery: crate::notify::delivery::DeliveryStore,
     ) -> AppState {
         AppState {
             config,
             ledger,
             wakeup,
-            metrics: crate::metrics::Metrics::default(),
+            metrics,
             adapters,
+            delivery,
         }
     }
 
@@ -74,6 +81,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/webhooks/{shop}/{adapter}", post(webhooks::receive))
+        .route(
+            "/webhooks/{shop}/twilio/inbound",
+            post(twilio_inbound::inbound),
+        )
         .nest("/v1", admin::router(state.clone()))
         .fallback(|| async { error::ApiError::not_found("not_found", "no such endpoint") })
         .layer(TimeoutLayer::with_status_code(
@@ -91,7 +102,11 @@ async fn metrics(
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(state.ledger.commit_stats()),
+        {
+            let (depth, oldest) = state.delivery.depth(chrono::Utc::now());
+            state.metrics.outbox(depth, oldest);
+            state.metrics.render(state.ledger.commit_stats())
+        },
     )
 }
 

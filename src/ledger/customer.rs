@@ -25,6 +25,8 @@ pub struct CustomerCommand<'a> {
     pub birthday: Option<NaiveDate>,
     /// Consent per channel; `None` leaves what is stored.
     pub consent: Consent,
+    /// The POS's tags for the customer; `None` leaves what is stored.
+    pub tags: Option<&'a [String]>,
     /// Sign-up bonus if this creates the member (0: none).
     pub signup_bonus: u32,
     /// The shop's ledger terms and time zone (for the bonus lot).
@@ -81,6 +83,9 @@ fn customer(tx: &Tx<'_>, cmd: &CustomerCommand<'_>, now: DateTime<Utc>) -> TxRes
     }
     if cmd.consent.sms.is_some() {
         member.consent.sms = cmd.consent.sms;
+    }
+    if let Some(tags) = cmd.tags {
+        member.tags = tags.to_vec();
     }
     member.updated_at = now;
     tx.save_member(&member)?;

@@ -30,6 +30,10 @@ pub struct StoredSale {
     pub points: Points,
     /// What each rule contributed.
     pub contributions: Vec<crate::rules::Contribution>,
+    /// The member's tags when the sale was scored (what-if replays test tags as they
+    /// were, not as they are today). `None` in sales stored before tags were kept.
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
 }
 
 impl Ledger {
@@ -269,6 +273,7 @@ fn earn(tx: &Tx<'_>, cmd: &EarnCommand<'_>, now: DateTime<Utc>) -> TxResult<Appl
             points,
             cmd.award.eligible_spend,
         );
+        order.tier_month = Some(day.format("%Y-%m").to_string());
         let target = tp
             .tier_for(tp.qualifying(&member.tier_buckets, day))
             .map(str::to_string);
@@ -317,6 +322,7 @@ fn earn(tx: &Tx<'_>, cmd: &EarnCommand<'_>, now: DateTime<Utc>) -> TxResult<Appl
             sale: sale.clone(),
             points,
             contributions: cmd.award.contributions.clone(),
+            tags: Some(member.tags.clone()),
         };
         let at = cmd
             .occurred_at

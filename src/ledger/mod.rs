@@ -15,6 +15,7 @@
 
 pub mod bonus;
 pub mod commit;
+pub mod contact;
 pub mod customer;
 pub mod earn;
 pub mod inbox;
@@ -204,6 +205,15 @@ pub struct OrderRecord {
     /// Cash back taken back by refunds so far.
     #[serde(default, with = "rust_decimal::serde::str")]
     pub cash_back_reversed: Decimal,
+    /// The local month (`YYYY-MM`) the sale counted towards tier qualification in.
+    #[serde(default)]
+    pub tier_month: Option<String>,
+    /// Points refunds have taken out of that month's tier qualification so far.
+    #[serde(default)]
+    pub tier_points_removed: Points,
+    /// Spend refunds have taken out of that month's tier qualification so far.
+    #[serde(default, with = "rust_decimal::serde::str")]
+    pub tier_spend_removed: Decimal,
     /// Decimal places of the sale currency (for rounding cash back).
     #[serde(default)]
     pub cash_back_dp: u32,

@@ -27,7 +27,7 @@ use super::{
     keys, Applied, DeliveryOutcome, DeliveryRecord, Ledger, LedgerError, OrderRecord,
     RedemptionLink,
 };
-use crate::member::Member;
+use crate::member::{Member, MemberId};
 use crate::points::Points;
 
 /// What is being reversed.
@@ -153,9 +153,9 @@ fn reversal(tx: &Tx<'_>, cmd: &ReversalCommand<'_>, now: DateTime<Utc>) -> TxRes
     let mut shortfall = Points::ZERO;
     let mut member_id = order.member.clone();
     if order.scored {
-        if let Some(mid) = &order.member {
+        if let Some(mid) = order.member.clone() {
             let member = tx
-                .member(mid)?
+                .member(&mid)?
                 .ok_or_else(|| super::tx::invariant(format!("order member {mid} missing")))?;
             let key = format!("{}:{}", cmd.adapter, cmd.event_id);
             let (r, s) = claw_back(
@@ -172,6 +172,7 @@ fn reversal(tx: &Tx<'_>, cmd: &ReversalCommand<'_>, now: DateTime<Utc>) -> TxRes
             )?;
             reversed = r;
             shortfall = s;
+            untier(tx, &mut order, &mid)?;
         }
     }
     let mut returned = Points::ZERO;
@@ -195,6 +196,32 @@ fn reversal(tx: &Tx<'_>, cmd: &ReversalCommand<'_>, now: DateTime<Utc>) -> TxRes
     let r = record(outcome);
     tx.put(tx.index, &dedupe_key, &r)?;
     Ok(Applied::New(r))
+}
+
+/// Take what refunds returned out of the tier qualification of the sale's month: a
+/// refunded purchase must not keep a member in a tier (the review job then decides).
+fn untier(tx: &Tx<'_>, order: &mut OrderRecord, member: &MemberId) -> TxResult<()> {
+    let Some(month) = order.tier_month.clone() else {
+        return Ok(());
+    };
+    let points_target = order.reversed + order.shortfall;
+    let spend_target = if order.closed {
+        order.eligible
+    } else {
+        order.refunded.min(order.eligible)
+    };
+    let points = Points((points_target - order.tier_points_removed).0.max(0));
+    let spend = (spend_target - order.tier_spend_removed).max(Decimal::ZERO);
+    if points.0 == 0 && spend.is_zero() {
+        return Ok(());
+    }
+    order.tier_points_removed += points;
+    order.tier_spend_removed += spend;
+    if let Some(mut m) = tx.member(member)? {
+        crate::rules::tiers::remove(&mut m.tier_buckets, &month, points, spend);
+        tx.save_member(&m)?;
+    }
+    Ok(())
 }
 
 /// Count refunded lines against the order's eligible spend per line (never more than a

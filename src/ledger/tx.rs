@@ -13,7 +13,7 @@ use super::journal::{Account, Entry, LotChange, Posting};
 use super::lots::MemberLots;
 use super::{keys, LedgerError};
 use crate::member::{Member, MemberId};
-use crate::notify::outbox::{self, Notice, OutboxMessage};
+use crate::notify::outbox::{self, MessageContext, Notice, OutboxMessage};
 use crate::points::Points;
 
 pub(crate) type TxResult<T> = Result<T, ConflictableTransactionError<LedgerError>>;
@@ -180,6 +180,20 @@ impl<'a> Tx<'a> {
     /// Write every changed member record and the shop state back, once each, after
     /// announcing the rewards each member's balance reached in this transaction.
     pub fn write_back(&self) -> TxResult<()> {
+        // Collected first: announcing reads member state through the same RefCell.
+        let unlocks: Vec<_> = self
+            .states
+            .borrow()
+            .values()
+            .filter(|st| st.dirty && st.available > st.opening)
+            .filter_map(|st| {
+                let (posting_id, at) = st.last_posting?;
+                Some((st.member.clone()?, st.opening, st.available, posting_id, at))
+            })
+            .collect();
+        for (member, before, after, posting_id, at) in unlocks {
+            self.announce_unlocks(&member, before, after, posting_id, at)?;
+        }
         for (id, st) in self.states.borrow().iter() {
             if !st.dirty {
                 continue;
@@ -188,9 +202,6 @@ impl<'a> Tx<'a> {
                 .member
                 .clone()
                 .ok_or_else(|| invariant(format!("postings for member {id} without a record")))?;
-            if let Some((posting_id, at)) = st.last_posting {
-                self.announce_unlocks(&member, st.opening, st.available, posting_id, at)?;
-            }
             let record = MemberRecord {
                 member,
                 available: st.available,
@@ -231,6 +242,7 @@ impl<'a> Tx<'a> {
                         available: after,
                     },
                     created_at: at,
+                    context: self.message_context(member)?,
                 };
                 outbox::enqueue(self.outbox, &msg)?;
             }
@@ -352,6 +364,7 @@ impl<'a> Tx<'a> {
             available: self.balance(&Account::MemberAvailable(member.id.clone()))?,
             pending: self.balance(&Account::MemberPending(member.id.clone()))?,
             pending_until,
+            reason: posting.reason.clone(),
         };
         self.notify(member, posting, notice)
     }
@@ -366,8 +379,39 @@ impl<'a> Tx<'a> {
             posting_id: posting.seq,
             notice,
             created_at: posting.recorded_at,
+            context: self.message_context(member)?,
         };
         outbox::enqueue(self.outbox, &msg)
+    }
+
+    /// The member's tier, next reward and next expiry, for templates.
+    pub fn message_context(&self, member: &Member) -> TxResult<MessageContext> {
+        let available = self.balance(&Account::MemberAvailable(member.id.clone()))?;
+        let next_reward = self
+            .rewards
+            .iter()
+            .filter(|r| r.points > available.0)
+            .min_by_key(|r| r.points)
+            .map(|r| (r.name.clone(), Points(r.points)));
+        let lots = self.lots(&member.id)?;
+        let next_expiry = lots
+            .lots
+            .iter()
+            .filter(|l| !l.is_pending() && l.remaining.0 > 0)
+            .filter_map(|l| l.expires_at.map(|at| (at, l.remaining)))
+            .fold(
+                None,
+                |acc: Option<(chrono::DateTime<chrono::Utc>, Points)>, (at, p)| match acc {
+                    Some((t, sum)) if t == at => Some((t, sum + p)),
+                    Some((t, sum)) if t < at => Some((t, sum)),
+                    _ => Some((at, p)),
+                },
+            );
+        Ok(MessageContext {
+            tier: member.tier.clone(),
+            next_reward,
+            next_expiry,
+        })
     }
 
     /// Entries and lot changes that credit `amount` to a member: into pending when

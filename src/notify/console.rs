@@ -44,7 +44,20 @@ pub fn render(msg: &OutboxMessage) -> String {
             available,
             pending,
             pending_until,
+            ..
         } => (kind, points, available, pending, pending_until),
+        Notice::ExpiringSoon {
+            points,
+            expires_at,
+            available,
+        } => {
+            return format!(
+                "[{}] member {} has {points} points expiring on {}, balance {available}",
+                msg.shop,
+                msg.member,
+                expires_at.format("%Y-%m-%d")
+            );
+        }
         Notice::RewardUnlocked {
             name,
             cost,

@@ -1,13 +1,20 @@
 //! Telling members about their points.
 //!
 //! - [`outbox`]: messages written in the ledger's transaction (nothing lost on a crash).
-//! - [`console`]: the embedded default sink, printing one line per message.
-//! - [`worker`]: moves messages from the outbox to a sink and marks them sent.
+//! - [`delivery`]: per-channel delivery state, dead letters, opted-out phones.
+//! - [`worker`]: due messages → consent, quiet hours, coalescing → templates →
+//!   providers, with retries, backoff and a rate limit.
+//! - [`templates`] + [`segments`]: minijinja templates per event kind and channel, SMS
+//!   length in GSM-7 / UCS-2 segments. [`render`]: message → template context.
+//! - [`providers`]: Twilio, SendGrid, Mailgun, SMTP. [`console`]: the offline default.
 
 pub mod console;
+pub mod delivery;
 pub mod outbox;
 pub mod providers;
+pub mod render;
 pub mod segments;
+pub mod setup;
 pub mod templates;
 pub mod worker;
 

@@ -35,6 +35,18 @@ pub enum Notice {
         pending: Points,
         /// For pending earnings: when they become available.
         pending_until: Option<DateTime<Utc>>,
+        /// The posting's reason (`birthday`, `welcome`, an adjustment's reason).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// Points will lapse soon (sent once per member and expiry date).
+    ExpiringSoon {
+        /// Points that lapse.
+        points: Points,
+        /// When.
+        expires_at: DateTime<Utc>,
+        /// Available balance now.
+        available: Points,
     },
     /// The member's balance reached a reward's cost.
     RewardUnlocked {
@@ -67,12 +79,29 @@ pub struct OutboxMessage {
     pub member: MemberId,
     /// Given name, for the greeting.
     pub first_name: Option<String>,
-    /// The journal posting that caused it.
+    /// The journal posting that caused it (`0`: none, e.g. an expiry warning).
     pub posting_id: u64,
     /// What to say.
     pub notice: Notice,
     /// When it was queued.
     pub created_at: DateTime<Utc>,
+    /// What the templates say besides the notice itself, as of the posting.
+    #[serde(default)]
+    pub context: MessageContext,
+}
+
+/// The member's standing when the message was queued.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageContext {
+    /// Tier name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
+    /// The cheapest reward the available balance does not reach yet: (name, cost).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_reward: Option<(String, Points)>,
+    /// When the member's next points lapse, and how many.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_expiry: Option<(DateTime<Utc>, Points)>,
 }
 
 /// What stays behind once a message was delivered (the full message is not kept
@@ -85,8 +114,11 @@ pub struct SentRecord {
     pub member: MemberId,
     /// The posting announced.
     pub posting_id: u64,
-    /// When the sink accepted it.
+    /// When delivery ended (every channel sent, skipped or dead-lettered).
     pub sent_at: DateTime<Utc>,
+    /// What happened on each channel.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outcomes: Vec<String>,
 }
 
 /// Queue a message inside the caller's transaction.

@@ -4,8 +4,9 @@
 //!
 //! The replay keeps its own member state under the candidate rules (first purchase,
 //! points per day and month for caps, tier progress when the candidate has tiers), so
-//! caps, first-purchase and tier rules behave as they would have. Member tags come
-//! from today's member records.
+//! caps, first-purchase and tier rules behave as they would have. Member tags are
+//! those stored with each sale (as they were when it was scored); sales stored before
+//! tags were kept fall back to today's member records.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -95,7 +96,11 @@ pub fn whatif(
         let month = local.format("%Y-%m").to_string();
         let snapshot = rules::MemberSnapshot {
             tier: sim.tier.clone(),
-            tags: tags.get(&s.member).cloned().unwrap_or_default(),
+            tags: s
+                .tags
+                .clone()
+                .or_else(|| tags.get(&s.member).cloned())
+                .unwrap_or_default(),
             first_purchase: sim.sales == 0,
             earned_today: sim
                 .day

@@ -129,6 +129,15 @@ pub fn record(buckets: &mut Vec<MonthBucket>, day: NaiveDate, points: Points, sp
     buckets.drain(..excess);
 }
 
+/// Take a refund out of a month's bucket (never below zero; a month already dropped
+/// from the kept window is left alone).
+pub fn remove(buckets: &mut [MonthBucket], month: &str, points: Points, spend: Decimal) {
+    if let Some(b) = buckets.iter_mut().find(|(m, _, _)| m == month) {
+        b.1 = Points((b.1 - points).0.max(0));
+        b.2 = (b.2 - spend).max(Decimal::ZERO);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -296,6 +296,23 @@ pub async fn admin_post(
     )
 }
 
+/// PUT JSON to an admin endpoint with the test token.
+pub async fn admin_put(
+    d: &Daemon,
+    path: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let resp = client()
+        .put(d.url(path))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+}
+
 /// GET an admin endpoint with the test token.
 pub async fn admin_get(d: &Daemon, path: &str) -> (u16, serde_json::Value) {
     let resp = client()

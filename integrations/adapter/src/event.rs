@@ -369,6 +369,10 @@ pub struct CustomerUpsert {
     pub birthday: Option<NaiveDate>,
     /// Marketing consent per channel, when the POS says.
     pub consent: Consent,
+    /// The customer's tags at the POS (lower-cased, e.g. `card`, `vip`), which rules
+    /// can test; `None` when the sender does not say (stored tags are then kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
 }
 
 /// Marketing consent per channel; `None` means "the sender did not say".

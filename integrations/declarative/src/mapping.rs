@@ -483,6 +483,7 @@ impl<'a> Cx<'a> {
                 email: flag(&s.email_consent)?,
                 sms: flag(&s.sms_consent)?,
             },
+            tags: None,
         })
     }
 }

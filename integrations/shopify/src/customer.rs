@@ -47,6 +47,9 @@ pub(crate) struct ShopifyCustomer {
     email_marketing_consent: Option<MarketingConsent>,
     #[serde(default)]
     sms_marketing_consent: Option<MarketingConsent>,
+    /// Comma-separated, as Shopify sends it.
+    #[serde(default)]
+    tags: Option<String>,
     /// Not a Shopify field: read leniently (any JSON type), used only when a date.
     #[serde(default)]
     birthday: Option<Value>,
@@ -110,6 +113,12 @@ impl ShopifyCustomer {
             },
             birthday,
             consent,
+            tags: self.tags.as_deref().map(|t| {
+                t.split(',')
+                    .map(|s| s.trim().to_lowercase())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            }),
         }
     }
 }

@@ -202,6 +202,7 @@ fn customer(req: &RawRequest, env: &Envelope<'_>) -> Result<Parsed, ParseError> 
             email: email_unsubscribed.map(|unsubscribed| !unsubscribed),
             sms: None,
         },
+        tags: None,
     };
     let occurred_at = env.occurred_at(&c)?;
     Ok(env.event(req, occurred_at, PosEvent::CustomerUpsert(upsert)))
