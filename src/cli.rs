@@ -617,9 +617,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                     s.timezone,
                     now,
                 )?;
+                let w = ledger.warn_expiring(&s.id, c.notify.expiry_warning_days, now)?;
                 println!(
-                    "shop {}: matured {} points in {} postings, expired {} points in {} postings, {} tier changes, {} birthday bonuses",
-                    s.id, m.points, m.postings, e.points, e.postings, t.postings, b.postings
+                    "shop {}: matured {} points in {} postings, expired {} points in {} postings, {} tier changes, {} birthday bonuses, {} expiry warnings",
+                    s.id, m.points, m.postings, e.points, e.postings, t.postings, b.postings, w
                 );
             }
             ledger.flush_now()?;

@@ -136,6 +136,7 @@ async fn run_jobs(
                             now,
                         )?
                         .postings;
+                    postings += l.warn_expiring(&s.id, c.notify.expiry_warning_days, now)?;
                 }
                 Ok(postings)
             })

@@ -225,3 +225,76 @@ fn expire_member(
     tx.notify_posted(&member, &posting, amount, None)?;
     Ok(Some(amount))
 }
+
+impl Ledger {
+    /// Queue an "expiring soon" notice for every member with points lapsing within
+    /// `days` of `now`: once per member and expiry date (the key is remembered, so
+    /// running again queues nothing new). Returns how many notices were queued.
+    pub fn warn_expiring(
+        &self,
+        shop: &ShopId,
+        days: u32,
+        now: DateTime<Utc>,
+    ) -> Result<u64, LedgerError> {
+        if days == 0 {
+            return Ok(0);
+        }
+        let horizon = now + chrono::Duration::days(i64::from(days));
+        let mut queued = 0;
+        for (member, lots) in self.all_lots(shop)? {
+            // The earliest expiry inside the horizon, with every point lapsing then.
+            let mut due: Option<(DateTime<Utc>, Points)> = None;
+            for l in lots
+                .lots
+                .iter()
+                .filter(|l| !l.is_pending() && l.remaining.0 > 0)
+            {
+                let Some(at) = l.expires_at.filter(|t| *t > now && *t <= horizon) else {
+                    continue;
+                };
+                due = match due {
+                    Some((t, p)) if t == at => Some((t, p + l.remaining)),
+                    Some((t, p)) if t < at => Some((t, p)),
+                    _ => Some((at, l.remaining)),
+                };
+            }
+            let Some((expires_at, points)) = due else {
+                continue;
+            };
+            let key = super::keys::api_idempotency(
+                shop,
+                &format!("expiry-warning:{member}:{}", expires_at.timestamp()),
+            );
+            let done = self.transact(shop, |tx| {
+                if tx.index.get(&key)?.is_some() {
+                    return Ok(false);
+                }
+                let Some(m) = tx.member(&member)? else {
+                    return Ok(false);
+                };
+                let available = tx.balance(&Account::MemberAvailable(member.clone()))?;
+                let msg = crate::notify::outbox::OutboxMessage {
+                    id: tx.outbox.generate_id()?,
+                    shop: shop.clone(),
+                    member: member.clone(),
+                    first_name: m.first_name.clone(),
+                    posting_id: 0,
+                    notice: crate::notify::outbox::Notice::ExpiringSoon {
+                        points,
+                        expires_at,
+                        available,
+                    },
+                    created_at: now,
+                    context: tx.message_context(&m)?,
+                };
+                crate::notify::outbox::enqueue(tx.outbox, &msg)?;
+                tx.index.insert(key.as_slice(), &[1u8][..])?;
+                Ok(true)
+            })?;
+            if done {
+                queued += 1;
+            }
+        }
+        Ok(queued)
+    }
+}

@@ -571,7 +571,10 @@ impl Ledger {
                     posting_id: u64,
                 }
                 let m: Announces = serde_json::from_slice(&v)?;
-                out.push((m.shop, m.posting_id));
+                // 0: a notice about no posting (an expiry warning).
+                if m.posting_id != 0 {
+                    out.push((m.shop, m.posting_id));
+                }
             }
         }
         Ok(out)

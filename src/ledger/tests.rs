@@ -706,3 +706,40 @@ fn a_reward_is_announced_whenever_the_balance_reaches_its_cost_not_only_on_earni
     assert_eq!(unlock_notices(&w).len(), 3);
     w.assert_verified();
 }
+
+#[test]
+fn members_are_warned_once_before_their_points_expire() {
+    let mut w = World::new(LedgerPolicy {
+        expiry: crate::ledger::policy::ExpiryPolicy::Fixed { days: 30 },
+        ..allow()
+    });
+    w.earn("e1", "o1", "c1", &[("a", "40")]);
+    let warnings = |w: &World| {
+        w.ledger
+            .db()
+            .open_tree(crate::notify::outbox::PENDING_TREE)
+            .unwrap()
+            .iter()
+            .values()
+            .filter_map(|v| {
+                match serde_json::from_slice::<crate::notify::outbox::OutboxMessage>(&v.unwrap())
+                    .unwrap()
+                    .notice
+                {
+                    crate::notify::outbox::Notice::ExpiringSoon { points, .. } => Some(points.0),
+                    _ => None,
+                }
+            })
+            .collect::<Vec<_>>()
+    };
+    // Too early: the expiry is more than 14 days away.
+    assert_eq!(w.ledger.warn_expiring(&w.shop, 14, w.now).unwrap(), 0);
+    w.now += Duration::days(20);
+    assert_eq!(w.ledger.warn_expiring(&w.shop, 14, w.now).unwrap(), 1);
+    assert_eq!(warnings(&w), vec![40]);
+    // Once per expiry date.
+    w.now += Duration::days(1);
+    assert_eq!(w.ledger.warn_expiring(&w.shop, 14, w.now).unwrap(), 0);
+    assert_eq!(w.ledger.warn_expiring(&w.shop, 0, w.now).unwrap(), 0);
+    w.assert_verified();
+}

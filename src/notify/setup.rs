@@ -34,6 +34,12 @@ pub enum SetupError {
     Storage(#[from] sled::Error),
 }
 
+/// `"Name" <address>`, with the name quoted so commas and the like stay in it.
+fn display_address(name: &str, address: &str) -> String {
+    let name: String = name.chars().filter(|c| *c != '"' && *c != '\\').collect();
+    format!("\"{name}\" <{address}>")
+}
+
 fn text(s: &Secret) -> String {
     String::from_utf8_lossy(s.expose()).into_owned()
 }
@@ -104,7 +110,7 @@ pub fn build(
                         domain: domain.clone(),
                         api_key: text(api_key),
                         from: match &e.from_name {
-                            Some(name) => format!("{name} <{}>", e.from),
+                            Some(name) => display_address(name, &e.from),
                             None => e.from.clone(),
                         },
                         timeout: e.timeout,
@@ -128,7 +134,7 @@ pub fn build(
                         username: credentials.as_ref().map(|(u, _)| u.clone()),
                         password: credentials.as_ref().map(|(_, p)| text(p)),
                         from: match &e.from_name {
-                            Some(name) => format!("{name} <{}>", e.from),
+                            Some(name) => display_address(name, &e.from),
                             None => e.from.clone(),
                         },
                         timeout: e.timeout,

@@ -660,17 +660,13 @@ fn outcome(provider: &'static str, r: Result<super::providers::Accepted, SendErr
             provider,
             provider_id: a.provider_id,
         },
+        // The clients' reasons already name the status and the provider's code.
         Err(SendError::Retryable {
             reason,
-            status,
-            code,
             retry_after,
+            ..
         }) => JobResult::Retry {
-            error: format!(
-                "{reason}{}{}",
-                status.map(|s| format!(" (HTTP {s})")).unwrap_or_default(),
-                code.map(|c| format!(" code {c}")).unwrap_or_default()
-            ),
+            error: reason,
             retry_after,
         },
         Err(SendError::Permanent {
