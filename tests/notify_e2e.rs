@@ -400,3 +400,80 @@ async fn email_goes_to_sendgrid_only_with_email_consent() {
     assert!(twilio.requests().is_empty(), "no SMS without SMS consent");
     assert!(d.terminate().success());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_members_messages_within_the_coalescing_window_go_out_as_one() {
+    let twilio = FakeTwilio::start(SID, TOKEN).await;
+    let setup = setup(&twilio, None, "coalesce_secs = 2");
+    std::fs::write(
+        setup.dir.path().join("rules.toml"),
+        "[earn]\npoints_per_unit = \"1\"\n",
+    )
+    .unwrap();
+    let d = setup.start();
+    customer(&d, "wh-c", &ada_with_sms_consent()).await;
+    for n in 1..=3 {
+        sale(&d, n).await;
+    }
+    let got = twilio.wait_for(1, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let got_all = accepted(&twilio);
+    assert_eq!(got_all.len(), 1, "{got_all:#?}");
+    let body = got[0].field("Body").unwrap();
+    assert!(
+        body.contains("earned 33 points"),
+        "three sales of 11 in one text: {body}"
+    );
+    assert!(body.contains("Balance 33"), "{body}");
+    assert!(d.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_lists_and_requeues_dead_letters_of_a_stopped_daemon() {
+    let twilio = FakeTwilio::start(SID, TOKEN).await;
+    let setup = setup(&twilio, None, "");
+    std::fs::write(
+        setup.dir.path().join("rules.toml"),
+        "[earn]\npoints_per_unit = \"1\"\n",
+    )
+    .unwrap();
+    let d = setup.start();
+    customer(&d, "wh-c", &ada_with_sms_consent()).await;
+    // An invalid-number answer is permanent: straight to the dead letters.
+    twilio.script(vec![Reply::TwilioError {
+        status: 400,
+        code: 21211,
+    }]);
+    sale(&d, 1).await;
+    twilio.wait_for(1, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(d.terminate().success());
+    let config = setup.config_path();
+    let config = config.to_str().unwrap();
+    let (ok, out, err) = run_cli(&["deadletters", "list", "--config", config, "--shop", "demo"]);
+    assert!(ok, "{err}");
+    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(list[0]["code"], "21211", "{list}");
+    assert_eq!(list[0]["status"], 400);
+    let id = list[0]["message_id"].as_u64().unwrap().to_string();
+    let (ok, _, err) = run_cli(&[
+        "deadletters",
+        "retry",
+        "--config",
+        config,
+        "--shop",
+        "demo",
+        "--id",
+        &id,
+        "--channel",
+        "sms",
+    ]);
+    assert!(ok, "{err}");
+    let (_, out, _) = run_cli(&["deadletters", "list", "--config", config, "--shop", "demo"]);
+    assert_eq!(out.trim(), "[]");
+    // The next start sends it.
+    let d = setup.start();
+    let got = twilio.wait_for(2, Duration::from_secs(10)).await;
+    assert_eq!(got.last().map(|r| r.status), Some(201), "{got:#?}");
+    assert!(d.terminate().success());
+}

@@ -219,6 +219,9 @@ impl Notifier {
         };
         // Due (message, route) pairs grouped by member and route, oldest first.
         let mut groups: BTreeMap<GroupKey, Vec<Due>> = BTreeMap::new();
+        // Messages held only by the coalescing window: they ride along when another
+        // message of the same member and channel goes out.
+        let mut joinable: BTreeMap<GroupKey, Vec<Due>> = BTreeMap::new();
         let mut held = Vec::new();
         for item in self.store.pending.iter().take(SCAN_LIMIT) {
             let Ok((_, value)) = item else { continue };
@@ -273,6 +276,12 @@ impl Notifier {
                     due_at = due_at.max(msg.created_at + chrono_dur(self.policy.coalesce));
                 }
                 if due_at > now {
+                    if next_at <= now {
+                        joinable
+                            .entry((msg.shop.clone(), msg.member.to_string(), route))
+                            .or_default()
+                            .push((msg.clone(), state.clone(), attempts));
+                    }
                     soonest(due_at);
                     continue;
                 }
@@ -305,6 +314,14 @@ impl Notifier {
         if !held.is_empty() {
             if let Err(e) = self.store.record(&held, now) {
                 tracing::error!(error = %e, "could not record delivery state");
+            }
+        }
+        if !self.policy.coalesce.is_zero() {
+            for (key, msgs) in groups.iter_mut() {
+                if let Some(extra) = joinable.remove(key) {
+                    msgs.extend(extra);
+                    msgs.sort_by_key(|(m, _, _)| m.id);
+                }
             }
         }
         let jobs: Vec<Job> = groups
