@@ -2,14 +2,22 @@
 //!
 //! ```text
 //! fakeproviders [--twilio-port N] [--sendgrid-port N] [--mailgun-port N] [--delay-ms N] [--record]
+//!               [--arrival-log PATH]
 //! ```
 //! Ports default to 0 (any free port); the bound addresses and the credentials the fakes accept
-//! are printed, one `name=value` per line. Requests are not kept in memory unless `--record`.
-//! Stops on Ctrl-C.
+//! are printed, one `name=value` per line. Requests are not kept in memory unless `--record`
+//! (or `--arrival-log`, which records the fake Twilio's). Stops on Ctrl-C or SIGTERM.
+//!
+//! `--arrival-log PATH`: on stopping, write one line per request the fake Twilio received,
+//! in arrival order: `unix_ns status to`, where `unix_ns` is the wall-clock time the request
+//! (headers and body) had arrived, before any delay, in nanoseconds since the UNIX epoch.
+//! The file is written at exit so that logging costs nothing while the load runs.
 
+use std::io::Write;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use fakeproviders::{FakeMailgun, FakeSendGrid, FakeTwilio};
 
@@ -25,6 +33,7 @@ struct Args {
     mailgun: u16,
     delay: Duration,
     record: bool,
+    arrival_log: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -34,6 +43,7 @@ fn parse_args() -> Result<Args, String> {
         mailgun: 0,
         delay: Duration::ZERO,
         record: false,
+        arrival_log: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -55,6 +65,7 @@ fn parse_args() -> Result<Args, String> {
             "--sendgrid-port" => args.sendgrid = port(&value)?,
             "--mailgun-port" => args.mailgun = port(&value)?,
             "--delay-ms" => args.delay = Duration::from_millis(number(&value)?),
+            "--arrival-log" => args.arrival_log = Some(PathBuf::from(value)),
             other => return Err(format!("unknown option {other}")),
         }
     }
@@ -71,7 +82,7 @@ async fn main() -> ExitCode {
         Ok(a) => a,
         Err(e) => {
             eprintln!("fakeproviders: {e}");
-            eprintln!("usage: fakeproviders [--twilio-port N] [--sendgrid-port N] [--mailgun-port N] [--delay-ms N] [--record]");
+            eprintln!("usage: fakeproviders [--twilio-port N] [--sendgrid-port N] [--mailgun-port N] [--delay-ms N] [--record] [--arrival-log PATH]");
             return ExitCode::from(2);
         }
     };
@@ -89,7 +100,9 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    twilio.set_recording(args.record);
+    // Wall clock and monotonic clock read together, to turn arrival `Instant`s into UNIX time.
+    let epoch = (Instant::now(), SystemTime::now());
+    twilio.set_recording(args.record || args.arrival_log.is_some());
     sendgrid.set_recording(args.record);
     mailgun.set_recording(args.record);
     twilio.set_delay(args.delay);
@@ -105,9 +118,66 @@ async fn main() -> ExitCode {
     println!("mailgun_domain={MAILGUN_DOMAIN}");
     println!("mailgun_api_key={MAILGUN_KEY}");
 
-    if let Err(e) = tokio::signal::ctrl_c().await {
+    if let Err(e) = stopped().await {
         eprintln!("fakeproviders: cannot wait for Ctrl-C: {e}");
         return ExitCode::FAILURE;
     }
+    if let Some(path) = &args.arrival_log {
+        match write_arrivals(path, &twilio.requests(), epoch) {
+            Ok(n) => eprintln!(
+                "fakeproviders: {n} twilio arrival(s) written to {}",
+                path.display()
+            ),
+            Err(e) => {
+                eprintln!("fakeproviders: cannot write {}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     ExitCode::SUCCESS
+}
+
+/// Ctrl-C or, on Unix, SIGTERM.
+async fn stopped() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r,
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await
+}
+
+/// `unix_ns status to` per request, in arrival order.
+fn write_arrivals(
+    path: &std::path::Path,
+    requests: &[fakeproviders::Received],
+    (base_instant, base_wall): (Instant, SystemTime),
+) -> std::io::Result<usize> {
+    let base_ns = base_wall
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i128)
+        .unwrap_or(0);
+    let mut rows: Vec<(i128, u16, &str)> = requests
+        .iter()
+        .map(|r| {
+            let offset = if r.at >= base_instant {
+                r.at.duration_since(base_instant).as_nanos() as i128
+            } else {
+                -(base_instant.duration_since(r.at).as_nanos() as i128)
+            };
+            (base_ns + offset, r.status, r.field("To").unwrap_or("-"))
+        })
+        .collect();
+    // Recorded when answered; sort back into arrival order.
+    rows.sort_by_key(|r| r.0);
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    for (ns, status, to) in &rows {
+        writeln!(out, "{ns} {status} {to}")?;
+    }
+    out.flush()?;
+    Ok(rows.len())
 }

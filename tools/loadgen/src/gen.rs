@@ -95,6 +95,12 @@ impl Members {
     pub fn email(&self, i: u64) -> String {
         format!("{}-{}-{}@loadgen.example", self.prefix, self.seed, i)
     }
+
+    /// A valid NANP mobile-shaped number in E.164, distinct per member:
+    /// `+1 514 NXX XXXX` with the seven digits `2000000 + i` (exchange 200–999).
+    pub fn phone(&self, i: u64) -> String {
+        format!("+1514{}", 2_000_000 + i)
+    }
 }
 
 /// One signed webhook, ready to send.
@@ -129,6 +135,7 @@ pub struct Generator {
     secret: Vec<u8>,
     currency: String,
     processed_at: String,
+    sms: bool,
 }
 
 impl Generator {
@@ -149,6 +156,73 @@ impl Generator {
             secret: secret.as_bytes().to_vec(),
             currency: currency.to_string(),
             processed_at: now_rfc3339(),
+            sms: false,
+        }
+    }
+
+    /// SMS mode: the `seq`-th order goes to member `seq % members` (round robin, so with
+    /// as many members as orders each member gets one), and the order's customer carries
+    /// the member's phone. Everything else about the orders is unchanged.
+    pub fn with_sms_members(mut self, on: bool) -> Self {
+        self.sms = on;
+        self
+    }
+
+    /// The member's phone in SMS mode.
+    pub fn phone_of(&self, customer_id: u64) -> Option<String> {
+        self.sms.then(|| {
+            self.members
+                .phone(customer_id - self.members.customer_id(0))
+        })
+    }
+
+    /// A signed `customers/update` for member `i`: id, e-mail and phone as in this
+    /// generator's orders, SMS marketing consent subscribed.
+    pub fn customer_update(&self, i: u64) -> Webhook {
+        let customer_id = self.members.customer_id(i);
+        let email = self.members.email(i);
+        let phone = self.members.phone(i);
+        let id = format!(
+            "{}-cust-{}-{}-{}",
+            self.prefix, self.members.seed, self.run, i
+        );
+        let body = json!({
+            "id": customer_id,
+            "admin_graphql_api_id": format!("gid://shopify/Customer/{customer_id}"),
+            "email": email,
+            "phone": phone,
+            "first_name": "Load",
+            "last_name": format!("Member{i}"),
+            "state": "enabled",
+            "verified_email": true,
+            "currency": self.currency,
+            "note": null,
+            "tax_exempt": false,
+            "tags": "",
+            "email_marketing_consent": {
+                "state": "not_subscribed",
+                "opt_in_level": "single_opt_in",
+                "consent_updated_at": null,
+            },
+            "sms_marketing_consent": {
+                "state": "subscribed",
+                "opt_in_level": "single_opt_in",
+                "consent_updated_at": self.processed_at,
+                "consent_collected_from": "SHOPIFY",
+            },
+            "created_at": self.processed_at,
+            "updated_at": self.processed_at,
+            "addresses": [],
+        });
+        let body = Bytes::from(serde_json::to_vec(&body).expect("JSON values serialise"));
+        let signature = sign(&self.secret, &body);
+        Webhook {
+            id,
+            order_id: 0,
+            customer_id,
+            expected_points: 0,
+            body,
+            signature,
         }
     }
 
@@ -158,6 +232,11 @@ impl Generator {
     pub fn webhook(&self, seq: u64) -> Webhook {
         let mut rng = Rng(self.run_hash ^ splitmix64(seq));
         let member = rng.next() % self.members.count;
+        let member = if self.sms {
+            seq % self.members.count
+        } else {
+            member
+        };
         let customer_id = self.members.customer_id(member);
         let email = self.members.email(member);
         // Mixing run_hash + seq is a bijection per run: no repeated order id in a run;
@@ -206,7 +285,12 @@ impl Generator {
         }
         let net = gross - discounts;
         let expected_points = net / 100;
-        let body = json!({
+        let phone = if self.sms {
+            json!(self.members.phone(member))
+        } else {
+            json!(null)
+        };
+        let mut body = json!({
             "id": order_id,
             "admin_graphql_api_id": format!("gid://shopify/Order/{order_id}"),
             "name": format!("#LG{seq}"),
@@ -219,7 +303,7 @@ impl Generator {
             "financial_status": "paid",
             "source_name": "pos",
             "email": email,
-            "phone": null,
+            "phone": phone,
             "total_line_items_price": money(gross),
             "total_discounts": money(discounts),
             "subtotal_price": money(net),
@@ -237,6 +321,9 @@ impl Generator {
             "shipping_lines": [],
             "refunds": [],
         });
+        if self.sms {
+            body["customer"]["phone"] = phone;
+        }
         let body = Bytes::from(serde_json::to_vec(&body).expect("JSON values serialise"));
         let signature = sign(&self.secret, &body);
         Webhook {

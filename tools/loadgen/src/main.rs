@@ -7,13 +7,19 @@
 //! - `loadgen bare`: an HTTP server that answers 200 `{}` to any POST (the baseline).
 //! - `loadgen check`: after a crash test, verify against a restarted daemon that no
 //!   acked sale was lost and none was applied twice; prints a `CHECK {json}` line.
+//! - `loadgen enroll`: give members a phone and SMS consent (`customers/update`), for
+//!   `run --sms-members`.
+//! - `loadgen sms-latency`: join `run --ack-times` with `fakeproviders --arrival-log` and
+//!   report ack → provider latency percentiles and SMS throughput (`SMSLAT {json}`).
 
 mod bare;
 mod check;
 mod client;
+mod enroll;
 mod gen;
 mod logs;
 mod run;
+mod smslat;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -43,6 +49,10 @@ enum Command {
     },
     /// Verify a crash test's sent and acked logs against a restarted daemon.
     Check(check::CheckArgs),
+    /// Give members a phone and SMS consent with signed `customers/update` webhooks.
+    Enroll(enroll::EnrollArgs),
+    /// Join ack times with a fake Twilio's arrival log: ack → SMS latency, throughput.
+    SmsLatency(smslat::SmsLatencyArgs),
 }
 
 fn main() -> ExitCode {
@@ -64,6 +74,8 @@ fn main() -> ExitCode {
             Command::Run(a) => run::run(a).await,
             Command::Bare { listen } => bare::serve(listen).await.map(|()| true),
             Command::Check(a) => check::check(a).await,
+            Command::Enroll(a) => enroll::enroll(a).await,
+            Command::SmsLatency(a) => smslat::sms_latency(a),
         }
     });
     match result {

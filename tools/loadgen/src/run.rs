@@ -66,6 +66,14 @@ pub struct RunArgs {
     /// webhook id and body until it is answered or the run ends, as Shopify does).
     #[arg(long)]
     pub no_retry: bool,
+    /// SMS mode: orders go round robin to members (one each when --members is at least
+    /// the number of orders) and carry the member's phone, as enrolled by `loadgen enroll`.
+    #[arg(long)]
+    pub sms_members: bool,
+    /// Write `phone_or_customer_id unix_ns` per 200 answer (wall clock when the answer was
+    /// read), at the end of the run; kept in memory meanwhile.
+    #[arg(long)]
+    pub ack_times: Option<PathBuf>,
 }
 
 /// Counters and latency of a run.
@@ -182,6 +190,7 @@ struct Shared {
     retry: bool,
     sent_log: Option<LineLog>,
     acked_log: Option<LineLog>,
+    ack_times: Option<Mutex<Vec<(u64, u128)>>>,
     stop: watch::Receiver<bool>,
 }
 
@@ -234,6 +243,16 @@ impl Shared {
     }
 
     fn ack(&self, w: &Webhook) {
+        if let Some(times) = &self.ack_times {
+            let ns = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0);
+            times
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((w.customer_id, ns));
+        }
         if let Some(log) = &self.acked_log {
             if let Err(e) = log.acked(w) {
                 eprintln!("loadgen: {e:#}");
@@ -296,7 +315,8 @@ pub async fn run(a: RunArgs) -> anyhow::Result<bool> {
         .context("bad shop id for a URL")?;
     let run_id = a.run_id.clone().unwrap_or_else(default_run_id);
     let members = Members::new(&a.id_prefix, a.seed, a.members);
-    let gen = Generator::new(members, &a.id_prefix, &run_id, &a.secret, &a.currency);
+    let gen = Generator::new(members, &a.id_prefix, &run_id, &a.secret, &a.currency)
+        .with_sms_members(a.sms_members);
     let stop = stop_on_signal();
     let start = Instant::now();
     let shared = Arc::new(Shared {
@@ -309,6 +329,7 @@ pub async fn run(a: RunArgs) -> anyhow::Result<bool> {
         retry: !a.no_retry,
         sent_log: a.sent_log.as_deref().map(LineLog::open).transpose()?,
         acked_log: a.acked_log.as_deref().map(LineLog::open).transpose()?,
+        ack_times: a.ack_times.as_ref().map(|_| Mutex::new(Vec::new())),
         stop,
     });
     eprintln!(
@@ -381,8 +402,34 @@ pub async fn run(a: RunArgs) -> anyhow::Result<bool> {
         }
     }
     let elapsed = start.elapsed();
+    if let (Some(path), Some(times)) = (&a.ack_times, &shared.ack_times) {
+        write_ack_times(
+            path,
+            &shared.gen,
+            &times.lock().unwrap_or_else(|e| e.into_inner()),
+        )?;
+    }
     report(&a, &run_id, &total, elapsed);
     Ok(true)
+}
+
+fn write_ack_times(
+    path: &std::path::Path,
+    gen: &Generator,
+    times: &[(u64, u128)],
+) -> anyhow::Result<()> {
+    use std::io::Write;
+    let f =
+        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let mut out = std::io::BufWriter::new(f);
+    for (customer, ns) in times {
+        let key = gen
+            .phone_of(*customer)
+            .unwrap_or_else(|| customer.to_string());
+        writeln!(out, "{key} {ns}")?;
+    }
+    out.flush()
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn ms(us: u64) -> f64 {
