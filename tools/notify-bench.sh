@@ -12,7 +12,8 @@
 #                SMS/s arriving at the fake vs 2xx/s ingested, and how long after the last
 #                ack the last SMS arrives.
 #   3. backlog:  the fake is down while BACKLOG (5000) sales come in (open loop at
-#                BACKLOG_RATE); then it comes up and the outbox drains: SMS/s first to last.
+#                BACKLOG_RATE); then the daemon is stopped, the fake started and the daemon
+#                restarted 2 s later (every retry due): the outbox drains, SMS/s first to last.
 # After each phase the script waits until the daemon counted every SMS as sent (or
 # DRAIN_TIMEOUT s), stops the fake, which writes its arrival log, and joins it with
 # loadgen's ack times (`loadgen sms-latency`): per phone, k-th ack <-> k-th accepted SMS.
@@ -150,6 +151,12 @@ start_fake() { # $1 = arrival log
 
 stop_fake() { stop_pid "$FAKE_PID"; FAKE_PID=""; }
 
+start_daemon() { # $1 = run
+    RUST_LOG=warn "$LOYALTYD" serve --config "$TMP/loyaltyd.toml" >>"$TMP/daemon-$1.log" 2>&1 &
+    DAEMON_PID=$!
+    wait_up "http://127.0.0.1:$DAEMON_PORT/healthz" "$DAEMON_PID"
+}
+
 # SMS the daemon counted as sent so far.
 sms_sent() {
     curl -s --max-time 5 "http://127.0.0.1:$DAEMON_PORT/metrics" |
@@ -187,7 +194,15 @@ measure() {
         >"$TMP/$phase-$i.out" 2>&1
     r=$(grep '^RESULT ' "$TMP/$phase-$i.out" | tail -n 1 | cut -d' ' -f2-)
     ok=$(json_num ok_2xx "$r")
-    [ "${FAKE_PID:-}" ] || start_fake "$TMP/$phase-$i.arrivals"
+    if [ -z "${FAKE_PID:-}" ]; then
+        # Backlog: restart the daemon once every retry is due, with the fake up, so the
+        # worker finds the whole backlog at once (metrics restart from zero).
+        stop_pid "$DAEMON_PID"
+        sleep 2
+        start_fake "$TMP/$phase-$i.arrivals"
+        start_daemon "$i"
+        before=0
+    fi
     wait_sent $((before + ok))
     stop_fake
     "$LOADGEN" sms-latency --acks "$TMP/$phase-$i.acks" --arrivals "$TMP/$phase-$i.arrivals" \
@@ -210,9 +225,7 @@ echo "== $RUNS run(s): phases $PHASES; $MEMBERS members; notify concurrency $NOT
 for i in $(seq 1 "$RUNS"); do
     write_config "$TMP/data-$i"
     start_fake "$TMP/enroll-$i.arrivals"
-    RUST_LOG=warn "$LOYALTYD" serve --config "$TMP/loyaltyd.toml" >"$TMP/daemon-$i.log" 2>&1 &
-    DAEMON_PID=$!
-    wait_up "http://127.0.0.1:$DAEMON_PORT/healthz" "$DAEMON_PID"
+    start_daemon "$i"
     "$LOADGEN" enroll --url "http://127.0.0.1:$DAEMON_PORT" --shop demo --secret "$SECRET" \
         --members "$MEMBERS" --id-prefix nb --seed "$i" --concurrency 32 | sed "s/^/enroll     run $i: /"
     sleep 1
