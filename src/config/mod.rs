@@ -16,9 +16,11 @@ use serde::Deserialize;
 use crate::rules::{LiveRules, RuleSet};
 
 mod notify;
+mod tokens;
 pub use notify::{
     EmailProviderSettings, EmailSettings, NotifyConfig, QuietHours, SmsSettings, SmtpTlsMode,
 };
+pub use tokens::{ApiToken, Role};
 
 /// Default location of the config file, relative to the working directory.
 pub const DEFAULT_PATH: &str = "config/loyaltyd.toml";
@@ -48,6 +50,8 @@ pub struct Config {
     pub storage: StorageConfig,
     /// `[notify]`
     pub notify: NotifyConfig,
+    /// `[[tokens]]` plus `server.admin_token` (named `admin`, every shop).
+    pub tokens: Vec<ApiToken>,
     /// `[jobs] interval_secs`: how often maturation and expiry run.
     pub jobs_interval: Duration,
     /// `[[shops]]`
@@ -172,6 +176,8 @@ struct RawConfig {
     jobs: RawJobs,
     #[serde(default)]
     shops: Vec<RawShop>,
+    #[serde(default)]
+    tokens: Vec<tokens::RawToken>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -358,6 +364,7 @@ fn validate(
         return Err(loc.err("jobs.interval_secs", "must be between 1 and 86400"));
     }
     let notify = notify::validate(raw.notify, base_dir, loc)?;
+    let tokens = tokens::validate(raw.tokens, &admin_token, loc)?;
     if raw.shops.is_empty() {
         return Err(loc.err("shops", "at least one [[shops]] entry is required"));
     }
@@ -532,6 +539,20 @@ fn validate(
         });
     }
 
+    // Tokens name shops that exist (index 0 is server.admin_token).
+    for (i, t) in tokens.iter().enumerate().skip(1) {
+        if let Some(unknown) = t
+            .shops
+            .iter()
+            .flatten()
+            .find(|s| !shops.iter().any(|shop| &shop.id == *s))
+        {
+            return Err(loc.err(
+                &format!("tokens[{}].shops", i - 1),
+                format!("no shop {unknown} is configured"),
+            ));
+        }
+    }
     Ok(Config {
         file: path.to_path_buf(),
         server: ServerConfig {
@@ -545,6 +566,7 @@ fn validate(
             durable_acks: raw.storage.durable_acks.unwrap_or(true),
         },
         notify,
+        tokens,
         jobs_interval: Duration::from_secs(jobs_interval),
         shops,
     })

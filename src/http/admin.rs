@@ -3,15 +3,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, Request, State};
-use axum::http::StatusCode;
-use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::extract::{Path, Query, State};
+use axum::middleware;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use loyaltyd_adapter::ShopId;
 use serde_json::{json, Value};
-use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
 use super::AppState;
@@ -53,37 +50,13 @@ pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
             "/shops/{shop}/deadletters/{message_id}/{channel}/retry",
             post(super::notifications::retry),
         )
-        .layer(middleware::from_fn_with_state(state, require_token))
+        .layer(middleware::from_fn_with_state(
+            state,
+            super::auth::require_token,
+        ))
 }
 
-/// Who made an admin request (the token's name), for the journal and the log.
-#[derive(Debug, Clone)]
-pub struct Actor(pub String);
-
-async fn require_token(
-    State(state): State<Arc<AppState>>,
-    mut req: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    let presented = req
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    let expected = state.config.server.admin_token.expose();
-    match presented {
-        Some(t) if bool::from(t.as_bytes().ct_eq(expected)) => {
-            req.extensions_mut().insert(Actor("admin".into()));
-            Ok(next.run(req).await)
-        }
-        _ => Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "a valid bearer token is required",
-        )),
-    }
-}
+pub use super::auth::Actor;
 
 pub(crate) fn shop<'a>(state: &'a AppState, id: &str) -> Result<&'a ShopConfig, ApiError> {
     ShopId::new(id)

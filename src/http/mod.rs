@@ -5,6 +5,7 @@
 //! - [`error`]: the JSON error shape every endpoint uses.
 
 pub mod admin;
+pub mod auth;
 pub mod error;
 pub mod notifications;
 pub mod referrals;
