@@ -8,6 +8,7 @@ pub mod admin;
 pub mod auth;
 pub mod error;
 pub mod notifications;
+pub mod openapi;
 pub mod referrals;
 pub mod reports;
 pub mod simulate;
@@ -81,6 +82,11 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        // The OpenAPI document, outside the token check.
+        .route(
+            "/v1/openapi.json",
+            get(openapi::serve).fallback(error::method_not_allowed),
+        )
         .route("/webhooks/{shop}/{adapter}", post(webhooks::receive))
         .route(
             "/webhooks/{shop}/twilio/inbound",

@@ -4,35 +4,73 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::admin::{load_member, shop};
-use super::error::ApiError;
+use super::error::{ApiError, ApiJson, ApiPath, ErrorBody};
+use super::openapi::IdentityKindDoc;
 use super::AppState;
-use crate::member::{normalise_email, normalise_phone, Identity, IdentityKind};
+use crate::member::{normalise_email, normalise_phone, Identity, IdentityKind, MemberId};
 
-#[derive(Deserialize)]
+/// Who was referred: exactly one of `email` or `phone`.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Body {
+#[schema(as = Referral, example = json!({"email": "bob@example.com"}))]
+pub struct Body {
+    /// E-mail address of the person referred.
     email: Option<String>,
+    /// Phone number of the person referred.
     phone: Option<String>,
 }
 
-/// Register a referral.
+/// A registered referral.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ReferralCreated)]
+pub struct Referred {
+    /// The referring member.
+    #[schema(value_type = String)]
+    pub referrer: MemberId,
+    /// The kind of identity registered (`email` or `phone`).
+    #[schema(value_type = IdentityKindDoc)]
+    pub referred: IdentityKind,
+}
+
+/// Register a referral of someone who is not a member yet. When their first purchase is
+/// scored, both get the `[bonuses]` referral points, once.
+#[utoipa::path(
+    post,
+    path = "/v1/shops/{shop}/members/{member_id}/referrals",
+    operation_id = "refer",
+    tag = "members",
+    security(("bearer" = [])),
+    params(
+        ("shop" = String, Path, description = "Shop id"),
+        ("member_id" = String, Path, description = "The referring member"),
+    ),
+    request_body(content = Body, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Registered", body = Referred),
+        (status = 400, description = "`malformed_json`, `invalid_body`, `one_identity_required`, `invalid_identity`, `invalid_path`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`forbidden_shop`, `forbidden_role` (needs `write`)", body = ErrorBody),
+        (status = 404, description = "`unknown_shop`, `unknown_member`", body = ErrorBody),
+        (status = 409, description = "`already_a_member` (referrals are for new members)", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 503, description = "`storage_unavailable`", body = ErrorBody),
+    )
+)]
 pub async fn refer(
     State(state): State<Arc<AppState>>,
-    Path((shop_id, member_id)): Path<(String, String)>,
-    body: Bytes,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+    ApiPath((shop_id, member_id)): ApiPath<(String, String)>,
+    ApiJson(b): ApiJson<Body>,
+) -> Result<(StatusCode, Json<Referred>), ApiError> {
     let shop = shop(&state, &shop_id)?;
     let referrer = load_member(&state, shop, &member_id)?;
-    let b: Body = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request("invalid_body", e.to_string()))?;
     let identity = match (b.email, b.phone) {
         (Some(e), None) => Identity {
             kind: IdentityKind::Email,
@@ -71,6 +109,9 @@ pub async fn refer(
         .map_err(|e| ApiError::storage(&e))?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"referrer": referrer.id, "referred": identity.kind.as_str()})),
+        Json(Referred {
+            referrer: referrer.id,
+            referred: identity.kind,
+        }),
     ))
 }

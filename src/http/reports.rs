@@ -3,20 +3,42 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::Json;
 
 use super::admin::shop;
-use super::error::ApiError;
+use super::error::{ApiError, ApiPath, ApiQuery, ErrorBody};
+use super::openapi::LiabilityReportDoc;
 use super::AppState;
 use crate::report::liability::{liability as build, LiabilityReport};
 use crate::report::period::parse_bound;
 
-/// The liability report for a period.
+/// The points liability over a period: opening and closing points, movements,
+/// breakage by cohort and ageing.
+#[utoipa::path(
+    get,
+    path = "/v1/shops/{shop}/reports/liability",
+    operation_id = "liability_report",
+    tag = "reports",
+    security(("bearer" = [])),
+    params(
+        ("shop" = String, Path, description = "Shop id"),
+        ("from" = Option<String>, Query, description = "Period start: `YYYY-MM-DD` (local midnight) or RFC 3339; default: the beginning"),
+        ("to" = Option<String>, Query, description = "Period end: `YYYY-MM-DD` (through that local day) or RFC 3339; default: now"),
+    ),
+    responses(
+        (status = 200, description = "The report", body = LiabilityReportDoc),
+        (status = 400, description = "`invalid_period`, `invalid_path`, `invalid_query`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`forbidden_shop`, `forbidden_role`", body = ErrorBody),
+        (status = 404, description = "`unknown_shop`", body = ErrorBody),
+        (status = 503, description = "`storage_unavailable`", body = ErrorBody),
+    )
+)]
 pub async fn liability(
     State(state): State<Arc<AppState>>,
-    Path(shop_id): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
+    ApiPath(shop_id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<HashMap<String, String>>,
 ) -> Result<Json<LiabilityReport>, ApiError> {
     let shop = shop(&state, &shop_id)?;
     let bad =

@@ -6,17 +6,17 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
 
 use super::admin::{load_member, shop, Actor};
-use super::error::ApiError;
+use super::error::{ApiError, ApiJson, ApiPath, ErrorBody};
 use super::AppState;
 use crate::ledger::spend::{AdjustCommand, Idempotency, RedeemCommand, SpendOutcome, SpendResult};
 use crate::ledger::LedgerError;
@@ -43,10 +43,8 @@ fn idempotency_key(headers: &HeaderMap, required: bool) -> Result<String, ApiErr
 /// key order do not make "the same body" different).
 fn parse_body<T: for<'de> Deserialize<'de>>(
     path: &str,
-    body: &Bytes,
+    value: Value,
 ) -> Result<(T, String), ApiError> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request("malformed_json", format!("body is not JSON: {e}")))?;
     let canonical = serde_json::to_string(&value).unwrap_or_default();
     let parsed = serde_json::from_value(value)
         .map_err(|e| ApiError::bad_request("invalid_body", e.to_string()))?;
@@ -74,17 +72,47 @@ fn ledger_error(e: LedgerError) -> ApiError {
     }
 }
 
+/// The member's balance after a spend.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SpendBalance {
+    /// Points available now.
+    #[schema(value_type = i64)]
+    pub available: Points,
+    /// Points pending.
+    #[schema(value_type = i64)]
+    pub pending: Points,
+}
+
+/// The answer to a redemption or adjustment.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = SpendResult)]
+pub struct SpendResponse {
+    /// The posting made (or the one a replayed key made).
+    pub posting_id: u64,
+    /// The member.
+    #[schema(value_type = String)]
+    pub member_id: crate::member::MemberId,
+    /// Change to the member's points (negative for a redemption).
+    #[schema(value_type = i64)]
+    pub points: Points,
+    /// The balance after it.
+    pub balance: SpendBalance,
+}
+
 fn respond(outcome: SpendOutcome) -> Response {
     let (result, replayed): (SpendResult, bool) = match outcome {
         SpendOutcome::New(r) => (r, false),
         SpendOutcome::Replayed(r) => (r, true),
     };
-    let body = json!({
-        "posting_id": result.posting_id,
-        "member_id": result.member_id,
-        "points": result.points,
-        "balance": {"available": result.available, "pending": result.pending},
-    });
+    let body = SpendResponse {
+        posting_id: result.posting_id,
+        member_id: result.member_id,
+        points: result.points,
+        balance: SpendBalance {
+            available: result.available,
+            pending: result.pending,
+        },
+    };
     let mut resp = (StatusCode::CREATED, Json(body)).into_response();
     if replayed {
         resp.headers_mut()
@@ -93,26 +121,59 @@ fn respond(outcome: SpendOutcome) -> Response {
     resp
 }
 
-#[derive(Deserialize)]
+/// Body of a redemption: exactly one of `points` or `reward`.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RedeemBody {
+#[schema(as = Redemption, example = json!({"points": 5, "order_id": "1001"}))]
+pub struct RedeemBody {
+    /// Points to spend (> 0).
+    #[schema(minimum = 1)]
     points: Option<i64>,
+    /// A reward id from the catalogue (`[[rewards]]` in the rules), spending its cost.
     reward: Option<String>,
+    /// The order the redemption pays for (refunding it returns the points).
     order_id: Option<String>,
 }
 
-/// Redeem points or a catalogue reward.
+/// Redeem points or a catalogue reward. The same `Idempotency-Key` with the same body
+/// replays the first answer (`Idempotent-Replayed: true`), including a 422 refusal.
+#[utoipa::path(
+    post,
+    path = "/v1/shops/{shop}/members/{member_id}/redemptions",
+    operation_id = "redeem",
+    tag = "points",
+    security(("bearer" = [])),
+    params(
+        ("shop" = String, Path, description = "Shop id"),
+        ("member_id" = String, Path, description = "Member id"),
+        ("Idempotency-Key" = String, Header, description = "Required; 1-255 visible characters"),
+    ),
+    request_body(content = RedeemBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Redeemed (or the first answer replayed)", body = SpendResponse,
+            headers(("Idempotent-Replayed" = String, description = "`true` when this is a replay"))),
+        (status = 400, description = "`idempotency_key_required`, `invalid_idempotency_key`, `malformed_json`, `invalid_body`, `invalid_points`, `points_or_reward`, `invalid_path`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`forbidden_shop`, `forbidden_role` (needs `write`)", body = ErrorBody),
+        (status = 404, description = "`unknown_shop`, `unknown_member`", body = ErrorBody),
+        (status = 409, description = "`idempotency_key_reused` (same key, other request)", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 422, description = "`insufficient_points`, `unknown_reward`; nothing posted", body = ErrorBody),
+        (status = 503, description = "`storage_unavailable`", body = ErrorBody),
+    )
+)]
 pub async fn redeem(
     State(state): State<Arc<AppState>>,
     Extension(actor): Extension<Actor>,
-    Path((shop_id, member_id)): Path<(String, String)>,
+    ApiPath((shop_id, member_id)): ApiPath<(String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
     let shop = shop(&state, &shop_id)?;
     let key = idempotency_key(&headers, true)?;
     let path = format!("POST /v1/shops/{shop_id}/members/{member_id}/redemptions");
-    let (b, fingerprint) = parse_body::<RedeemBody>(&path, &body)?;
+    let (b, fingerprint) = parse_body::<RedeemBody>(&path, body)?;
     let member = load_member(&state, shop, &member_id)?;
     let rules = shop.rules.current();
     let (points, reward) = match (b.points, b.reward) {
@@ -172,25 +233,56 @@ async fn settle(
     Ok(respond(outcome))
 }
 
-#[derive(Deserialize)]
+/// Body of an adjustment.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct AdjustBody {
+#[schema(as = Adjustment, example = json!({"points": -3, "reason": "spilled coffee"}))]
+pub struct AdjustBody {
+    /// Points to add (> 0) or remove (< 0); not zero, at most 1e9 either way.
+    #[schema(minimum = -1_000_000_000, maximum = 1_000_000_000)]
     points: i64,
+    /// Why (required, not blank); journaled with the token's name.
     reason: String,
 }
 
-/// Add or remove points by hand, with a reason.
+/// Add or remove points by hand, with a reason. `Idempotency-Key` is honoured when sent.
+#[utoipa::path(
+    post,
+    path = "/v1/shops/{shop}/members/{member_id}/adjustments",
+    operation_id = "adjust",
+    tag = "points",
+    security(("bearer" = [])),
+    params(
+        ("shop" = String, Path, description = "Shop id"),
+        ("member_id" = String, Path, description = "Member id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Optional; 1-255 visible characters"),
+    ),
+    request_body(content = AdjustBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Adjusted (or the first answer replayed)", body = SpendResponse,
+            headers(("Idempotent-Replayed" = String, description = "`true` when this is a replay"))),
+        (status = 400, description = "`invalid_idempotency_key`, `malformed_json`, `invalid_body`, `invalid_points`, `reason_required`, `invalid_path`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`forbidden_shop`, `forbidden_role` (needs `write`)", body = ErrorBody),
+        (status = 404, description = "`unknown_shop`, `unknown_member`", body = ErrorBody),
+        (status = 409, description = "`idempotency_key_reused`", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 422, description = "`insufficient_points` (removing more than is available); nothing posted", body = ErrorBody),
+        (status = 503, description = "`storage_unavailable`", body = ErrorBody),
+    )
+)]
 pub async fn adjust(
     State(state): State<Arc<AppState>>,
     Extension(actor): Extension<Actor>,
-    Path((shop_id, member_id)): Path<(String, String)>,
+    ApiPath((shop_id, member_id)): ApiPath<(String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
     let shop = shop(&state, &shop_id)?;
     let key = idempotency_key(&headers, false)?;
     let path = format!("POST /v1/shops/{shop_id}/members/{member_id}/adjustments");
-    let (b, fingerprint) = parse_body::<AdjustBody>(&path, &body)?;
+    let (b, fingerprint) = parse_body::<AdjustBody>(&path, body)?;
     if b.points == 0 || b.points.unsigned_abs() > 1_000_000_000 {
         return Err(ApiError::bad_request(
             "invalid_points",
