@@ -1,4 +1,6 @@
-//! Command-line interface: `serve`, `check-config`, `sign`.
+//! Command-line interface: `serve`, `check-config`, `sign`, offline tools over a
+//! stopped daemon's data (`verify`, `export`, `import`, `restore`, …), and `member` and
+//! `backup`, which act on a running daemon through its admin API.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -110,6 +112,178 @@ pub enum Command {
         /// What to do.
         #[command(subcommand)]
         what: DeadlettersWhat,
+    },
+    /// Print a shell completion script, e.g.
+    /// `loyaltyd completions bash > /etc/bash_completion.d/loyaltyd`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Find, show, adjust and redeem members of a RUNNING daemon (through its admin API).
+    Member {
+        /// What to do.
+        #[command(subcommand)]
+        what: MemberWhat,
+    },
+    /// Bring data from elsewhere (run on a stopped daemon's data).
+    Import {
+        /// What to import.
+        #[command(subcommand)]
+        what: ImportWhat,
+    },
+    /// Take a consistent backup of a RUNNING daemon's data (`POST /v1/backup`, admin
+    /// token) and write it to a file.
+    Backup {
+        /// Where the daemon is.
+        #[command(flatten)]
+        api: ApiArgs,
+        /// The backup file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Restore a backup into an EMPTY data directory (the config's `storage.path`),
+    /// verify its checksum, then run the checks of `verify`.
+    Restore {
+        /// Config file (its `storage.path` is restored into).
+        #[arg(long, default_value = DEFAULT_PATH)]
+        config: PathBuf,
+        /// The backup file.
+        #[arg(long)]
+        from: PathBuf,
+    },
+}
+
+/// How to reach a running daemon's admin API.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ApiArgs {
+    /// Config file: its `server.listen` and `server.admin_token` are the defaults.
+    #[arg(long, default_value = DEFAULT_PATH)]
+    pub config: PathBuf,
+    /// Base URL of the daemon (e.g. `http://127.0.0.1:8080`), instead of `server.listen`.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Bearer token, instead of `server.admin_token`.
+    #[arg(long, env = "LOYALTYD_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+/// `loyaltyd member ...`
+#[derive(Debug, Subcommand)]
+pub enum MemberWhat {
+    /// Find a member by one identity.
+    #[command(group(clap::ArgGroup::new("identity").required(true).args(
+        ["email", "phone", "shopify_customer_id", "square_customer_id"]
+    )))]
+    Find {
+        /// Where the daemon is.
+        #[command(flatten)]
+        api: ApiArgs,
+        /// Shop id.
+        #[arg(long)]
+        shop: String,
+        /// E-mail address.
+        #[arg(long)]
+        email: Option<String>,
+        /// Phone number (E.164, or national for the shop's country).
+        #[arg(long)]
+        phone: Option<String>,
+        /// Shopify customer id.
+        #[arg(long)]
+        shopify_customer_id: Option<String>,
+        /// Square customer id.
+        #[arg(long)]
+        square_customer_id: Option<String>,
+        /// Print the API's JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Balance, tier, lots with expiry, and the last postings with their explanations.
+    Show {
+        /// Where the daemon is.
+        #[command(flatten)]
+        api: ApiArgs,
+        /// Shop id.
+        #[arg(long)]
+        shop: String,
+        /// Member id (`m_…`).
+        id: String,
+        /// How many recent postings to show.
+        #[arg(long, default_value_t = 10)]
+        postings: usize,
+        /// Print the API's JSON (`member` and `ledger`) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add (positive) or remove (negative) points, with a reason.
+    Adjust {
+        /// Where the daemon is.
+        #[command(flatten)]
+        api: ApiArgs,
+        /// Shop id.
+        #[arg(long)]
+        shop: String,
+        /// Member id (`m_…`).
+        id: String,
+        /// Signed points, e.g. `25` or `-10`.
+        #[arg(long, allow_negative_numbers = true)]
+        points: i64,
+        /// Why (recorded in the journal).
+        #[arg(long)]
+        reason: String,
+        /// Reuse the key a previous run printed, so a retry does not post twice.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+        /// Print the API's JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Spend points, or a catalogue reward's cost.
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["points", "reward"])))]
+    Redeem {
+        /// Where the daemon is.
+        #[command(flatten)]
+        api: ApiArgs,
+        /// Shop id.
+        #[arg(long)]
+        shop: String,
+        /// Member id (`m_…`).
+        id: String,
+        /// Points to spend.
+        #[arg(long)]
+        points: Option<i64>,
+        /// Reward id from the shop's catalogue.
+        #[arg(long)]
+        reward: Option<String>,
+        /// The order the points pay for (a full refund gives them back).
+        #[arg(long)]
+        order_id: Option<String>,
+        /// Reuse the key a previous run printed, so a retry does not post twice.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+        /// Print the API's JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `loyaltyd import ...`
+#[derive(Debug, Subcommand)]
+pub enum ImportWhat {
+    /// Members and opening balances from a CSV file with the header
+    /// `email,phone,first_name,last_name,points[,external_id]`. The whole file is
+    /// checked first and nothing is written if a row is bad; running it again changes
+    /// nothing.
+    Balances {
+        /// Config file.
+        #[arg(long, default_value = DEFAULT_PATH)]
+        config: PathBuf,
+        /// Shop id.
+        #[arg(long)]
+        shop: String,
+        /// The CSV file.
+        #[arg(long)]
+        csv: PathBuf,
     },
 }
 
@@ -276,6 +450,124 @@ fn deadletters(what: DeadlettersWhat) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn import_balances(
+    config: &std::path::Path,
+    shop: &str,
+    csv: &std::path::Path,
+) -> anyhow::Result<()> {
+    let c = load(config)?;
+    let shop = ShopId::new(shop)
+        .ok()
+        .and_then(|id| c.shop(&id).cloned())
+        .ok_or_else(|| anyhow::anyhow!("no shop {shop:?} in {}", config.display()))?;
+    let file =
+        std::fs::File::open(csv).with_context(|| format!("cannot read {}", csv.display()))?;
+    let rows =
+        match crate::ledger::import::read_balances_csv(std::io::BufReader::new(file), shop.country)
+        {
+            Ok(rows) => rows,
+            Err(problems) => {
+                for p in &problems {
+                    eprintln!("{}:{p}", csv.display());
+                }
+                bail!(
+                    "{} problem(s) in {}; nothing was imported",
+                    problems.len(),
+                    csv.display()
+                );
+            }
+        };
+    let ledger = open_ledger(&c)?;
+    let rules = shop.rules.current();
+    let now = chrono::Utc::now();
+    let mut progress =
+        crate::ops::progress::Progress::new("imported rows", Some(rows.len() as u64));
+    let (mut created, mut posted, mut points, mut skipped) = (0u64, 0u64, 0i64, 0u64);
+    for row in &rows {
+        use crate::ledger::import::ImportOutcome;
+        match ledger.import_row(&shop.id, row, &rules.policy, shop.timezone, now)? {
+            ImportOutcome::Posted {
+                created: c, seq, ..
+            } => {
+                created += u64::from(c);
+                if seq.is_some() {
+                    posted += 1;
+                    points += row.points.0;
+                }
+            }
+            ImportOutcome::AlreadyImported { points_then, .. } => {
+                skipped += 1;
+                if let Some(then) = points_then {
+                    eprintln!(
+                        "{}:line {}: already imported with {then} points (the file now says {}); left as it was",
+                        csv.display(),
+                        row.line,
+                        row.points
+                    );
+                }
+            }
+        }
+        progress.inc(1);
+    }
+    progress.finish();
+    ledger.flush_now()?;
+    println!(
+        "shop {}: {} row(s): {created} member(s) created, {posted} opening balance(s) posted ({points} points), {skipped} already imported",
+        shop.id,
+        rows.len()
+    );
+    Ok(())
+}
+
+fn restore(config: &std::path::Path, from: &std::path::Path) -> anyhow::Result<()> {
+    let c = load(config)?;
+    let dir = &c.storage.path;
+    crate::ops::backup::check_empty(dir)?;
+    let mut progress = crate::ops::progress::Progress::new("restored records", None);
+    let checked = crate::ops::backup::restore(from, dir, |n| progress.inc(n))?;
+    progress.finish();
+    println!(
+        "restored {} records from {} (taken {}, sha256 {}) into {}",
+        checked.records,
+        from.display(),
+        checked.created_at.to_rfc3339(),
+        checked.sha256,
+        dir.display()
+    );
+    verify_all(&c)
+}
+
+fn verify_all(c: &Config) -> anyhow::Result<()> {
+    let ledger = open_ledger(c)?;
+    let mut bad = 0;
+    for shop in &c.shops {
+        let mut progress = crate::ops::progress::Progress::new(
+            &format!("verified postings of {}", shop.id),
+            Some(ledger.journal_len(&shop.id)?),
+        );
+        let v = ledger.verify_with_progress(&shop.id, &mut |n| progress.inc(n))?;
+        progress.finish();
+        if v.problems.is_empty() {
+            println!("shop {}: ok ({} postings)", shop.id, v.postings);
+        } else {
+            bad += v.problems.len();
+            println!(
+                "shop {}: {} problem(s) in {} postings",
+                shop.id,
+                v.problems.len(),
+                v.postings
+            );
+            for p in &v.problems {
+                println!("  {p}");
+            }
+        }
+    }
+    if bad > 0 {
+        bail!("verification failed: {bad} problem(s)");
+    }
+    Ok(())
+}
+
 fn open_ledger(c: &Config) -> anyhow::Result<crate::ledger::Ledger> {
     let ledger = crate::ledger::Ledger::open_offline(&c.storage.path).map_err(|e| {
         anyhow::anyhow!(
@@ -378,6 +670,18 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Deadletters { what } => deadletters(what),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "loyaltyd", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Member { what } => crate::ops::member::run(what),
+        Command::Import {
+            what: ImportWhat::Balances { config, shop, csv },
+        } => import_balances(&config, &shop, &csv),
+        Command::Backup { api, out } => crate::ops::member::backup(api, &out),
+        Command::Restore { config, from } => restore(&config, &from),
         Command::Sign {
             config,
             shop,
@@ -481,39 +785,17 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                     Some(v) => crate::report::period::parse_bound("to", v, s.timezone, true)?,
                     None => chrono::Utc::now(),
                 };
+                let progress =
+                    crate::ops::progress::Progress::new(&format!("rescoring {}", s.id), None);
                 reports.push(crate::report::whatif::whatif(
                     &ledger, s, &candidate, from, to,
                 )?);
+                progress.finish();
             }
             println!("{}", serde_json::to_string_pretty(&reports)?);
             Ok(())
         }
-        Command::Verify { config } => {
-            let c = load(&config)?;
-            let ledger = open_ledger(&c)?;
-            let mut bad = 0;
-            for shop in &c.shops {
-                let v = ledger.verify(&shop.id)?;
-                if v.problems.is_empty() {
-                    println!("shop {}: ok ({} postings)", shop.id, v.postings);
-                } else {
-                    bad += v.problems.len();
-                    println!(
-                        "shop {}: {} problem(s) in {} postings",
-                        shop.id,
-                        v.problems.len(),
-                        v.postings
-                    );
-                    for p in &v.problems {
-                        println!("  {p}");
-                    }
-                }
-            }
-            if bad > 0 {
-                bail!("verification failed: {bad} problem(s)");
-            }
-            Ok(())
-        }
+        Command::Verify { config } => verify_all(&load(&config)?),
         Command::Export {
             what:
                 ExportWhat::Journal {
@@ -529,15 +811,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 .iter()
                 .map(|s| ledger.journal_len(s).unwrap_or(0))
                 .sum();
-            let mut done = 0u64;
-            let mut last_report = std::time::Instant::now();
-            let progress = |_: u64| {
-                done += 1;
-                if last_report.elapsed() > std::time::Duration::from_secs(2) {
-                    eprintln!("exported {done}/{total} postings");
-                    last_report = std::time::Instant::now();
-                }
-            };
+            let mut bar = crate::ops::progress::Progress::new("exported postings", Some(total));
+            let progress = |_: u64| bar.inc(1);
             let rows = match output {
                 Some(p) => {
                     let f = std::fs::File::create(&p)
@@ -556,6 +831,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                     progress,
                 )?,
             };
+            bar.finish();
             eprintln!("exported {rows} entries from {total} postings");
             Ok(())
         }

@@ -15,6 +15,7 @@
 //! - [`notify`]: the transactional outbox and the worker that delivers it.
 //! - [`report`]: liability report and journal export.
 //! - [`metrics`]: Prometheus counters and histograms.
+//! - [`ops`]: operator tools: admin API client, backup format and restore, progress.
 //! - [`member`], [`points`]: domain types (member ids, identities, points).
 //!
 //! POS adapters live in their own crates under `integrations/` (the SDK is
@@ -29,6 +30,7 @@ pub mod ledger;
 pub mod member;
 pub mod metrics;
 pub mod notify;
+pub mod ops;
 pub mod points;
 pub mod report;
 pub mod retry;

@@ -101,6 +101,9 @@ pub enum PostingKind {
     TierChange,
     /// Points given for an event other than a sale (sign-up, birthday).
     Bonus,
+    /// An opening balance brought from another loyalty program by
+    /// `loyaltyd import balances` (program `issued` → member `available`).
+    Imported,
 }
 
 impl PostingKind {
@@ -116,6 +119,7 @@ impl PostingKind {
             PostingKind::Expire => "expire",
             PostingKind::TierChange => "tier_change",
             PostingKind::Bonus => "bonus",
+            PostingKind::Imported => "imported",
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod commit;
 pub mod contact;
 pub mod customer;
 pub mod earn;
+pub mod import;
 pub mod inbox;
 pub mod jobs;
 pub mod journal;
@@ -246,17 +247,88 @@ pub struct Balances {
     pub lifetime: Points,
 }
 
+/// The writer gate: every ledger write holds it shared; a backup holds it exclusively
+/// while it copies the trees, so the copy sees no transaction half-way.
+#[derive(Clone, Default)]
+pub struct WriterGate(Arc<std::sync::RwLock<()>>);
+
+impl WriterGate {
+    /// Held by a write for its duration (shared with other writes).
+    pub fn write(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+        // The lock guards no data, so a panic while it was held poisons nothing.
+        self.0.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Held while nothing may write (a consistent copy); waits for writes in flight.
+    pub fn pause(&self) -> std::sync::RwLockWriteGuard<'_, ()> {
+        self.0.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A sled tree whose direct (non-transactional) writes go through the writer gate.
+/// Reads, and the tree itself for transactions, are reached through `Deref`; the
+/// inherent write methods below shadow sled's, so `tree.insert(..)` anywhere in the
+/// ledger is gated without its caller knowing.
+#[derive(Clone)]
+pub struct GatedTree {
+    tree: sled::Tree,
+    gate: WriterGate,
+}
+
+impl std::ops::Deref for GatedTree {
+    type Target = sled::Tree;
+    fn deref(&self) -> &sled::Tree {
+        &self.tree
+    }
+}
+
+impl GatedTree {
+    /// `sled::Tree::insert` under the gate.
+    pub fn insert<K: AsRef<[u8]>, V: Into<sled::IVec>>(
+        &self,
+        key: K,
+        value: V,
+    ) -> sled::Result<Option<sled::IVec>> {
+        let _w = self.gate.write();
+        self.tree.insert(key, value)
+    }
+
+    /// `sled::Tree::remove` under the gate.
+    pub fn remove<K: AsRef<[u8]>>(&self, key: K) -> sled::Result<Option<sled::IVec>> {
+        let _w = self.gate.write();
+        self.tree.remove(key)
+    }
+
+    /// `sled::Tree::compare_and_swap` under the gate.
+    pub fn compare_and_swap<K, OV, NV>(
+        &self,
+        key: K,
+        old: Option<OV>,
+        new: Option<NV>,
+    ) -> sled::Result<Result<(), sled::CompareAndSwapError>>
+    where
+        K: AsRef<[u8]>,
+        OV: AsRef<[u8]>,
+        NV: Into<sled::IVec>,
+    {
+        let _w = self.gate.write();
+        self.tree.compare_and_swap(key, old, new)
+    }
+}
+
 /// The ledger handle; cheap to clone.
 #[derive(Clone)]
 pub struct Ledger {
     db: sled::Db,
-    index: sled::Tree,
+    index: GatedTree,
     members: sled::Tree,
     journal: sled::Tree,
     member_journal: sled::Tree,
     outbox: sled::Tree,
-    inbox: sled::Tree,
+    inbox: GatedTree,
     commit: Option<GroupCommit>,
+    /// Shared by every write; taken exclusively by [`Ledger::pause_writes`].
+    gate: WriterGate,
     /// Each shop's rewards catalogue, for "reward unlocked" notices (set from the
     /// rules at start and on every reload).
     catalogues: Arc<std::sync::RwLock<HashMap<ShopId, Arc<Vec<crate::rules::Reward>>>>>,
@@ -287,14 +359,22 @@ impl Ledger {
                 }
                 other => LedgerError::Storage(other),
             })?;
+        let gate = WriterGate::default();
+        let gated = |name: &str| -> Result<GatedTree, LedgerError> {
+            Ok(GatedTree {
+                tree: db.open_tree(name)?,
+                gate: gate.clone(),
+            })
+        };
         Ok(Ledger {
-            index: db.open_tree("index")?,
+            index: gated("index")?,
             members: db.open_tree("members")?,
             journal: db.open_tree("journal")?,
             member_journal: db.open_tree("member_journal")?,
             outbox: db.open_tree(crate::notify::outbox::PENDING_TREE)?,
-            inbox: db.open_tree(inbox::INBOX_TREE)?,
+            inbox: gated(inbox::INBOX_TREE)?,
             commit: None,
+            gate,
             catalogues: Default::default(),
             db,
         })
@@ -303,6 +383,13 @@ impl Ledger {
     /// The underlying database (for the notifier's outbox and for shutdown).
     pub fn db(&self) -> &sled::Db {
         &self.db
+    }
+
+    /// Stop every ledger write until the guard is dropped: waits for the writes in
+    /// flight, then holds new ones (for a consistent backup). Do not write to the
+    /// ledger from the thread holding it.
+    pub fn pause_writes(&self) -> std::sync::RwLockWriteGuard<'_, ()> {
+        self.gate.pause()
     }
 
     /// Wait until every write made so far is on disk (group-committed).
@@ -343,8 +430,9 @@ impl Ledger {
             .ok()
             .and_then(|c| c.get(shop).cloned())
             .unwrap_or_default();
+        let _w = self.gate.write();
         let r = (
-            &self.index,
+            &*self.index,
             &self.members,
             &self.journal,
             &self.member_journal,

@@ -22,7 +22,23 @@ pub struct Verification {
 impl Ledger {
     /// Check one shop's ledger.
     pub fn verify(&self, shop: &ShopId) -> Result<Verification, LedgerError> {
-        let postings: Vec<_> = self.journal(shop).collect::<Result<_, _>>()?;
+        self.verify_with_progress(shop, &mut |_| {})
+    }
+
+    /// [`Ledger::verify`], calling `progress` with the postings read as it goes.
+    pub fn verify_with_progress(
+        &self,
+        shop: &ShopId,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<Verification, LedgerError> {
+        let mut postings = Vec::new();
+        for p in self.journal(shop) {
+            postings.push(p?);
+            if postings.len() % 256 == 0 {
+                progress(256);
+            }
+        }
+        progress(postings.len() as u64 % 256);
         let notified: HashSet<u64> = self
             .outbox_postings()?
             .into_iter()
@@ -38,9 +54,14 @@ impl Ledger {
                 v_shop.push(p.seq);
             }
             total += p.entries.iter().fold(Points::ZERO, |a, e| a + e.amount);
-            // Every posting that moves a member's points announces it.
-            let should_notify =
-                p.member_available_delta().0 != 0 || p.member_pending_delta().0 != 0;
+            // Every posting that moves a member's points announces it — except an
+            // import: `loyaltyd import balances` brings opening balances over from the
+            // shop's previous program, the members already know them, and texting
+            // every member of a migrated program at once would be spam (and, for
+            // members who never consented here, unlawful). So imports queue no
+            // message and are exempt.
+            let should_notify = p.kind != super::journal::PostingKind::Imported
+                && (p.member_available_delta().0 != 0 || p.member_pending_delta().0 != 0);
             *credit.entry(p.member.clone()).or_default() += p.cash_back;
             if should_notify && !notified.contains(&p.seq) {
                 missing_notice.push(p.seq);

@@ -97,6 +97,8 @@ pub fn render(msg: &OutboxMessage) -> String {
         PostingKind::Expire => format!("had {points} points expire"),
         PostingKind::TierChange => "changed tier".to_string(),
         PostingKind::Bonus => format!("received {points} bonus points"),
+        // Imports queue no message; this only words one if a retry ever builds it.
+        PostingKind::Imported => format!("had {points} points imported"),
     };
     let pending = if pending.0 != 0 {
         format!(" ({pending} pending)")

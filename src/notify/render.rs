@@ -37,6 +37,9 @@ pub fn kind(msg: &OutboxMessage) -> EventKind {
             }
             PostingKind::Bonus => EventKind::Bonus,
             PostingKind::TierChange => EventKind::TierChanged,
+            // Imports queue no message (see `verify`); an opening balance reads as a
+            // credit by staff should one ever be rendered.
+            PostingKind::Imported => EventKind::Adjusted,
         },
         Notice::RewardUnlocked { .. } => EventKind::RewardUnlocked,
         Notice::TierChanged { .. } => EventKind::TierChanged,
