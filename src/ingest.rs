@@ -14,6 +14,7 @@ use crate::ledger::earn::EarnCommand;
 use crate::ledger::reverse::{ReversalCommand, ReversalKind};
 use crate::ledger::{Applied, Ledger, LedgerError};
 use crate::member::{redact, IdentityClaims};
+use crate::notify::outbox::RequestScope;
 use crate::notify::worker::Wakeup;
 use crate::rules;
 
@@ -80,9 +81,9 @@ pub async fn ingest(
                 }
             } else if adapter.needs_enrichment(&envelope) {
                 match adapter.enrich((*envelope).clone()).await {
-                    Ok(complete) => {
-                        Outcome::Done(apply_event(ledger, shop, adapter.name(), &complete, now)?)
-                    }
+                    Ok(complete) => Outcome::Done(with_request(req, || {
+                        apply_event(ledger, shop, adapter.name(), &complete, now)
+                    })?),
                     Err(EnrichError::Retryable(reason)) => {
                         tracing::warn!(shop = %shop.id, adapter = adapter.name(), event = %envelope.event_id, %reason, "event queued until the sender's API answers");
                         ledger.enqueue(&shop.id, adapter.name(), &envelope, &reason, now)?;
@@ -98,7 +99,9 @@ pub async fn ingest(
                     )?),
                 }
             } else {
-                Outcome::Done(apply_event(ledger, shop, adapter.name(), &envelope, now)?)
+                Outcome::Done(with_request(req, || {
+                    apply_event(ledger, shop, adapter.name(), &envelope, now)
+                })?)
             }
         }
     };
@@ -285,6 +288,20 @@ pub fn apply_event(
         }
     };
     Ok(applied)
+}
+
+/// The request id the HTTP layer gave this webhook (`x-request-id`).
+fn request_id(req: &RawRequest) -> Option<&str> {
+    req.headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+}
+
+/// Run a synchronous ledger call with the webhook's request id on the messages it
+/// queues.
+fn with_request<T>(req: &RawRequest, f: impl FnOnce() -> T) -> T {
+    let _scope = RequestScope::enter(request_id(req));
+    f()
 }
 
 /// What the rules may know about a member when scoring a sale at `at`.

@@ -6,9 +6,12 @@
 
 pub mod admin;
 pub mod auth;
+pub mod backup;
+pub mod deliveries;
 pub mod error;
 pub mod notifications;
 pub mod openapi;
+pub mod operator;
 pub mod referrals;
 pub mod reports;
 pub mod simulate;
@@ -41,6 +44,8 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Notification delivery state (dead letters, opted-out phones).
     pub delivery: crate::notify::delivery::DeliveryStore,
+    /// Recent webhook deliveries per shop.
+    pub webhook_log: deliveries::DeliveryLog,
     /// Every shop's adapters.
     pub adapters: AdapterRegistry,
 }
@@ -62,6 +67,7 @@ impl AppState {
             metrics,
             adapters,
             delivery,
+            webhook_log: Default::default(),
         }
     }
 
@@ -81,6 +87,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let timeout = state.config.server.request_timeout;
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         // The OpenAPI document, outside the token check.
         .route(
@@ -92,12 +99,39 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/webhooks/{shop}/twilio/inbound",
             post(twilio_inbound::inbound),
         )
-        .nest("/v1", admin::router(state.clone()))
+        .nest(
+            "/v1",
+            admin::router(state.clone())
+                // ops routes
+                .merge(backup::router(state.clone()))
+                .merge(operator::router(state.clone())),
+        )
         .fallback(|| async { error::ApiError::not_found("not_found", "no such endpoint") })
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             timeout,
         ))
+        // Every request gets an `x-request-id` (kept if the caller sent one), logged on
+        // its span, answered back, and carried by the notifications it causes.
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(tower_http::request_id::SetRequestIdLayer::x_request_id(
+                    tower_http::request_id::MakeRequestUuid,
+                ))
+                .layer(
+                    tower_http::trace::TraceLayer::new_for_http().make_span_with(
+                        |req: &axum::http::Request<axum::body::Body>| {
+                            let id = req
+                                .headers()
+                                .get("x-request-id")
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or("-");
+                            tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
+                        },
+                    ),
+                )
+                .layer(tower_http::request_id::PropagateRequestIdLayer::x_request_id()),
+        )
         .with_state(state)
 }
 
@@ -114,6 +148,47 @@ async fn metrics(
             state.metrics.outbox(depth, oldest);
             state.metrics.render(state.ledger.commit_stats())
         },
+    )
+}
+
+/// Ready to take traffic: the database answers, every shop has rules loaded, and the
+/// notification worker has made a pass recently (it passes at least every 5 s).
+async fn readyz(
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+) -> (axum::http::StatusCode, Json<serde_json::Value>) {
+    let now = chrono::Utc::now();
+    let db_ok = state
+        .config
+        .shops
+        .first()
+        .map(|s| state.ledger.journal_len(&s.id).is_ok())
+        .unwrap_or(true);
+    let rules_ok = state
+        .config
+        .shops
+        .iter()
+        .all(|s| !s.rules.current().version.is_empty());
+    let beat = state.delivery.last_beat();
+    let outbox_ok = beat.is_some_and(|b| now - b < chrono::Duration::seconds(30));
+    let (depth, oldest) = state.delivery.depth(now);
+    let ok = db_ok && rules_ok && outbox_ok;
+    let status = if ok {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(json!({
+            "status": if ok { "ready" } else { "not_ready" },
+            "checks": {
+                "database": db_ok,
+                "rules": rules_ok,
+                "notifier": outbox_ok,
+            },
+            "outbox": {"depth": depth, "oldest_age_secs": oldest.map(|d| d.num_seconds())},
+            "notifier_last_pass": beat,
+        })),
     )
 }
 

@@ -65,3 +65,84 @@ impl Directory for Ledger {
         }
     }
 }
+
+/// A page of members.
+#[derive(Debug, Clone)]
+pub struct MemberPage {
+    /// Members, in id order.
+    pub members: Vec<Member>,
+    /// Give this as `after` for the next page; `None` on the last page.
+    pub next: Option<MemberId>,
+}
+
+impl Ledger {
+    /// Members of a shop in id order after `after`, at most `limit`, keeping those whose
+    /// name, e-mail, phone or POS customer id contains `query` (case-insensitive).
+    pub fn list_members(
+        &self,
+        shop: &ShopId,
+        after: Option<&MemberId>,
+        limit: usize,
+        query: Option<&str>,
+    ) -> Result<MemberPage, LedgerError> {
+        let prefix = super::keys::shop_prefix(shop);
+        use std::ops::Bound;
+        let start = match after {
+            Some(m) => Bound::Excluded(super::keys::member(shop, m)),
+            None => Bound::Included(prefix.clone()),
+        };
+        let q = query.map(str::to_lowercase).filter(|q| !q.is_empty());
+        let mut members = Vec::new();
+        let mut next = None;
+        for item in self.members.range::<Vec<u8>, _>((start, Bound::Unbounded)) {
+            let (k, v) = item?;
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            let r: super::tx::MemberRecord = serde_json::from_slice(&v)?;
+            let m = r.member;
+            if let Some(q) = &q {
+                let hit = [&m.first_name, &m.last_name, &m.email, &m.phone]
+                    .into_iter()
+                    .flatten()
+                    .chain(m.identities.iter().map(|i| &i.value))
+                    .any(|v| v.to_lowercase().contains(q.as_str()))
+                    || m.id.as_str().contains(q.as_str());
+                if !hit {
+                    continue;
+                }
+            }
+            if members.len() == limit {
+                next = members.last().map(|m: &Member| m.id.clone());
+                break;
+            }
+            members.push(m);
+        }
+        Ok(MemberPage { members, next })
+    }
+
+    /// Change a member's birthday and/or tags (staff).
+    pub fn update_profile(
+        &self,
+        shop: &ShopId,
+        member: &MemberId,
+        birthday: Option<Option<chrono::NaiveDate>>,
+        tags: Option<Vec<String>>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Member>, LedgerError> {
+        self.transact(shop, |tx| {
+            let Some(mut m) = tx.member(member)? else {
+                return Ok(None);
+            };
+            if let Some(b) = birthday {
+                m.birthday = b;
+            }
+            if let Some(t) = &tags {
+                m.tags = t.clone();
+            }
+            m.updated_at = now;
+            tx.save_member(&m)?;
+            Ok(Some(m))
+        })
+    }
+}

@@ -411,6 +411,7 @@ impl<'a> Tx<'a> {
             tier: member.tier.clone(),
             next_reward,
             next_expiry,
+            request_id: outbox::current_request_id(),
         })
     }
 

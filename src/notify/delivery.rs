@@ -195,6 +195,8 @@ pub struct DeliveryStore {
     pub(crate) dead: sled::Tree,
     pub(crate) suppressed: sled::Tree,
     pub(crate) seen: sled::Tree,
+    /// Unix seconds of the worker's last pass (0: none yet), for `/readyz`.
+    heartbeat: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
 
 /// What to record for one message after an attempt.
@@ -217,6 +219,7 @@ impl DeliveryStore {
             dead: db.open_tree(DEAD_TREE)?,
             suppressed: db.open_tree(SUPPRESSED_TREE)?,
             seen: db.open_tree(SEEN_TREE)?,
+            heartbeat: Default::default(),
         })
     }
 
@@ -382,6 +385,20 @@ impl DeliveryStore {
     /// Whether a phone opted out.
     pub fn is_suppressed(&self, shop: &ShopId, phone: &str) -> Result<bool, DeliveryStoreError> {
         Ok(self.suppressed.contains_key(suppressed_key(shop, phone))?)
+    }
+
+    /// The worker finished a pass now.
+    pub fn beat(&self, now: DateTime<Utc>) {
+        self.heartbeat
+            .store(now.timestamp(), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// When the worker last finished a pass.
+    pub fn last_beat(&self) -> Option<DateTime<Utc>> {
+        match self.heartbeat.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => None,
+            t => DateTime::from_timestamp(t, 0),
+        }
     }
 
     /// Messages waiting and the age of the oldest.

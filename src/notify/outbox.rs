@@ -102,6 +102,37 @@ pub struct MessageContext {
     /// When the member's next points lapse, and how many.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_expiry: Option<(DateTime<Utc>, Points)>,
+    /// The request id of the webhook or admin call that caused it, so one id follows
+    /// an event from the webhook to the notification in the logs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+thread_local! {
+    static REQUEST_ID: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// While alive, messages queued on this thread carry `id`. Hold it only around
+/// synchronous ledger calls (never across an `.await`: the task may change threads).
+pub struct RequestScope(());
+
+impl RequestScope {
+    /// Start a scope.
+    pub fn enter(id: Option<&str>) -> RequestScope {
+        REQUEST_ID.with(|r| *r.borrow_mut() = id.map(str::to_string));
+        RequestScope(())
+    }
+}
+
+impl Drop for RequestScope {
+    fn drop(&mut self) {
+        REQUEST_ID.with(|r| *r.borrow_mut() = None);
+    }
+}
+
+/// The request id of the current scope.
+pub fn current_request_id() -> Option<String> {
+    REQUEST_ID.with(|r| r.borrow().clone())
 }
 
 /// What stays behind once a message was delivered (the full message is not kept

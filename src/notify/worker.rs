@@ -212,6 +212,12 @@ impl Notifier {
 
     /// Deliver what is due; returns when the next held message falls due.
     pub async fn pass(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let next = self.pass_inner(now).await;
+        self.store.beat(Utc::now());
+        next
+    }
+
+    async fn pass_inner(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let routes = self.routes();
         let mut next: Option<DateTime<Utc>> = None;
         let mut soonest = |t: DateTime<Utc>| {
@@ -394,6 +400,15 @@ impl Notifier {
                 provider_id,
             } => {
                 self.metrics.notification(route.name(), provider, "sent");
+                tracing::info!(
+                    request_id = job.lead.context.request_id.as_deref().unwrap_or("-"),
+                    shop = %job.lead.shop,
+                    message_id = job.lead.id,
+                    posting_id = job.lead.posting_id,
+                    channel = route.name(),
+                    provider,
+                    "notification sent"
+                );
                 (
                     ChannelStatus::Sent {
                         provider: provider.to_string(),
@@ -767,6 +782,16 @@ mod tests {
             quiet_until(&s, "2026-11-26T17:00:00Z".parse().unwrap()),
             None
         );
+    }
+
+    #[test]
+    fn the_provider_rate_limit_lets_a_second_s_worth_through_then_holds_the_rest() {
+        let l = limiter(3);
+        assert!(
+            (0..3).all(|_| l.check().is_ok()),
+            "a burst of rate_per_sec passes"
+        );
+        assert!(l.check().is_err(), "the next one waits for a token");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! - [`export`]: the journal as CSV, one row per entry.
 //! - [`period`]: reading `from` / `to` in the shop's time zone.
 
+pub mod activity;
 pub mod export;
 pub mod liability;
 pub mod period;

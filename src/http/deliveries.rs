@@ -1,0 +1,123 @@
+//! Recent webhook deliveries per shop and adapter, for staff checking that webhooks
+//! arrive: when, which adapter, what happened and why — never bodies or secrets. Kept in
+//! memory since the daemon started (the last [`KEEP`] per shop).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use super::admin::shop;
+use super::error::ApiError;
+use super::AppState;
+
+/// Deliveries kept per shop.
+pub const KEEP: usize = 500;
+
+/// One webhook request as staff see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Delivery {
+    /// When it arrived.
+    pub at: DateTime<Utc>,
+    /// Adapter (`shopify`, `square`, `twilio`, …).
+    pub adapter: String,
+    /// `accepted`, `ignored` or `rejected`.
+    pub class: &'static str,
+    /// The precise outcome (`applied`, `duplicate`, `invalid_signature`, …).
+    pub outcome: String,
+    /// HTTP status answered.
+    pub status: u16,
+    /// Milliseconds to answer.
+    pub took_ms: f64,
+}
+
+/// The per-shop ring buffers.
+#[derive(Default, Clone)]
+pub struct DeliveryLog(Arc<Mutex<HashMap<String, VecDeque<Delivery>>>>);
+
+impl DeliveryLog {
+    /// Record one delivery for a configured shop.
+    pub fn record(&self, shop: &str, d: Delivery) {
+        if let Ok(mut map) = self.0.lock() {
+            let q = map.entry(shop.to_string()).or_default();
+            if q.len() == KEEP {
+                q.pop_front();
+            }
+            q.push_back(d);
+        }
+    }
+
+    /// A shop's deliveries, newest first.
+    pub fn recent(&self, shop: &str) -> Vec<Delivery> {
+        self.0
+            .lock()
+            .map(|m| {
+                m.get(shop)
+                    .map(|q| q.iter().rev().cloned().collect())
+                    .unwrap_or_default()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// Accepted, ignored or rejected, from the HTTP status and outcome.
+pub fn class(status: u16, outcome: &str) -> &'static str {
+    if !(200..300).contains(&status) {
+        "rejected"
+    } else if outcome == "ignored" {
+        "ignored"
+    } else {
+        "accepted"
+    }
+}
+
+/// `GET /v1/shops/{shop}/webhooks/deliveries[?adapter=&class=&limit=]`: recent deliveries,
+/// newest first, and per adapter the counts and the last accepted one.
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    Path(shop_id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let shop = shop(&state, &shop_id)?;
+    let limit = match q.get("limit") {
+        None => 100,
+        Some(l) => l
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=KEEP).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request("invalid_limit", "limit must be an integer from 1 to 500")
+            })?,
+    };
+    if let Some(c) = q.get("class") {
+        if !["accepted", "ignored", "rejected"].contains(&c.as_str()) {
+            return Err(ApiError::bad_request(
+                "invalid_class",
+                "class is accepted, ignored or rejected",
+            ));
+        }
+    }
+    let all = state.webhook_log.recent(shop.id.as_str());
+    let mut summary: BTreeMap<String, Value> = BTreeMap::new();
+    for d in &all {
+        let e = summary.entry(d.adapter.clone()).or_insert_with(|| {
+            json!({"accepted": 0, "ignored": 0, "rejected": 0, "last_accepted_at": null, "last_rejected_at": null})
+        });
+        e[d.class] = json!(e[d.class].as_u64().unwrap_or(0) + 1);
+        let last = format!("last_{}_at", d.class);
+        if e.get(&last).is_some_and(Value::is_null) {
+            e[last] = json!(d.at);
+        }
+    }
+    let items: Vec<&Delivery> = all
+        .iter()
+        .filter(|d| q.get("adapter").is_none_or(|a| &d.adapter == a))
+        .filter(|d| q.get("class").is_none_or(|c| d.class == c))
+        .take(limit)
+        .collect();
+    Ok(Json(json!({"adapters": summary, "deliveries": items})))
+}

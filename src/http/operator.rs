@@ -1,0 +1,184 @@
+//! Operator endpoints beside the core admin API: member listing and search, staff
+//! profile updates, program activity per day and by rule, webhook deliveries.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::routing::{get, patch};
+use axum::{middleware, Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::admin::{load_member, shop};
+use super::error::ApiError;
+use super::AppState;
+use crate::member::MemberId;
+use crate::report::period::parse_bound;
+
+/// The routes, behind the token check.
+pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/shops/{shop}/members", get(list_members))
+        .route(
+            "/shops/{shop}/members/{member_id}/profile",
+            patch(update_profile),
+        )
+        .route("/shops/{shop}/reports/activity", get(activity))
+        .route(
+            "/shops/{shop}/webhooks/deliveries",
+            get(super::deliveries::list),
+        )
+        .layer(middleware::from_fn_with_state(
+            state,
+            super::auth::require_token,
+        ))
+}
+
+/// `GET /v1/shops/{shop}/members[?q=&after=&limit=]`: members in id order, filtered by
+/// a search over names, e-mail, phone and POS ids; `next` is the cursor of the next page.
+async fn list_members(
+    State(state): State<Arc<AppState>>,
+    Path(shop_id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let shop = shop(&state, &shop_id)?;
+    let limit = match q.get("limit") {
+        None => 50,
+        Some(l) => l
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=500).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request("invalid_limit", "limit must be an integer from 1 to 500")
+            })?,
+    };
+    let after = match q.get("after") {
+        None => None,
+        Some(a) => Some(MemberId::parse(a).ok_or_else(|| {
+            ApiError::bad_request("invalid_cursor", "after must be a member id from `next`")
+        })?),
+    };
+    let (ledger, id, query) = (state.ledger.clone(), shop.id.clone(), q.get("q").cloned());
+    let page = tokio::task::spawn_blocking(move || {
+        ledger.list_members(&id, after.as_ref(), limit, query.as_deref())
+    })
+    .await
+    .map_err(|e| ApiError::storage(&e))?
+    .map_err(|e| ApiError::storage(&e))?;
+    let mut members = Vec::with_capacity(page.members.len());
+    for m in &page.members {
+        let b = state
+            .ledger
+            .balances(&shop.id, m)
+            .map_err(|e| ApiError::storage(&e))?;
+        members.push(json!({
+            "id": m.id,
+            "first_name": m.first_name,
+            "last_name": m.last_name,
+            "email": m.email,
+            "phone": m.phone,
+            "tier": m.tier,
+            "points": {"available": b.available, "pending": b.pending},
+            "created_at": m.created_at,
+        }));
+    }
+    Ok(Json(json!({"members": members, "next": page.next})))
+}
+
+/// Body of `PATCH …/profile`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProfileBody {
+    /// `YYYY-MM-DD`, or `null` to clear.
+    #[serde(default, with = "double_option")]
+    birthday: Option<Option<chrono::NaiveDate>>,
+    /// Replaces the tags.
+    tags: Option<Vec<String>>,
+}
+
+mod double_option {
+    use serde::{Deserialize, Deserializer};
+    pub fn deserialize<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: Deserialize<'de>,
+    {
+        Option::<T>::deserialize(d).map(Some)
+    }
+}
+
+/// `PATCH /v1/shops/{shop}/members/{member_id}/profile` `{"birthday": "1990-03-12", "tags": ["card"]}`.
+async fn update_profile(
+    State(state): State<Arc<AppState>>,
+    Path((shop_id, member_id)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let shop = shop(&state, &shop_id)?;
+    let m = load_member(&state, shop, &member_id)?;
+    let body: ProfileBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(
+            "invalid_body",
+            format!("expected {{\"birthday\": \"YYYY-MM-DD\"|null, \"tags\": [..]}}: {e}"),
+        )
+    })?;
+    if body.birthday.is_none() && body.tags.is_none() {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            "give birthday and/or tags",
+        ));
+    }
+    let tags = body.tags.map(|t| {
+        t.iter()
+            .map(|s| s.trim().to_lowercase())
+            .filter(|s| !s.is_empty())
+            .collect()
+    });
+    let updated = state
+        .ledger
+        .update_profile(&shop.id, &m.id, body.birthday, tags, chrono::Utc::now())
+        .map_err(|e| ApiError::storage(&e))?
+        .ok_or_else(|| ApiError::not_found("unknown_member", "no such member"))?;
+    state
+        .ledger
+        .durable()
+        .await
+        .map_err(|e| ApiError::storage(&e))?;
+    Ok(Json(json!({
+        "member_id": updated.id,
+        "birthday": updated.birthday,
+        "tags": updated.tags,
+    })))
+}
+
+/// `GET /v1/shops/{shop}/reports/activity[?from=&to=]`: points issued, redeemed,
+/// expired, reversed and adjusted per local day, and rules by points issued.
+async fn activity(
+    State(state): State<Arc<AppState>>,
+    Path(shop_id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<crate::report::activity::Activity>, ApiError> {
+    let shop = shop(&state, &shop_id)?;
+    let bad =
+        |e: crate::report::period::BadBound| ApiError::bad_request("invalid_period", e.to_string());
+    let from = q
+        .get("from")
+        .map(|v| parse_bound("from", v, shop.timezone, false))
+        .transpose()
+        .map_err(bad)?;
+    let to = match q.get("to") {
+        Some(v) => parse_bound("to", v, shop.timezone, true).map_err(bad)?,
+        None => chrono::Utc::now(),
+    };
+    if from.is_some_and(|f| f > to) {
+        return Err(ApiError::bad_request("invalid_period", "from is after to"));
+    }
+    let (ledger, shop) = (state.ledger.clone(), shop.clone());
+    let report = tokio::task::spawn_blocking(move || {
+        crate::report::activity::activity(&ledger, &shop, from, to)
+    })
+    .await
+    .map_err(|e| ApiError::storage(&e))?
+    .map_err(|e| ApiError::storage(&e))?;
+    Ok(Json(report))
+}
