@@ -15,9 +15,28 @@ use crate::config::{Config, DEFAULT_PATH};
 #[derive(Debug, Parser)]
 #[command(name = "loyaltyd", version, about)]
 pub struct Cli {
+    /// Log format on stderr: `text` (default) or `json` (one object per line, for log
+    /// collectors). Level from `RUST_LOG` (default `info`).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "LOYALTYD_LOG_FORMAT"
+    )]
+    pub log_format: LogFormat,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// JSON lines.
+    Json,
 }
 
 /// Subcommands.

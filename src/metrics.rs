@@ -40,6 +40,15 @@ pub struct NotificationLabels {
     pub outcome: String,
 }
 
+/// Labels of a program account total.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PointsLabels {
+    /// Shop id.
+    pub shop: String,
+    /// `issued`, `redeemed`, `expired`, `reversed`, `adjusted`.
+    pub account: String,
+}
+
 /// Labels of a provider.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ProviderLabels {
@@ -53,6 +62,8 @@ pub struct Metrics {
     provider_seconds: Family<ProviderLabels, Histogram>,
     outbox_depth: prometheus_client::metrics::gauge::Gauge,
     outbox_oldest: prometheus_client::metrics::gauge::Gauge,
+    points: Family<PointsLabels, prometheus_client::metrics::gauge::Gauge>,
+    storage_bytes: prometheus_client::metrics::gauge::Gauge,
     rules_reloads: Family<ReloadLabels, Counter>,
     registry: Registry,
     webhooks: Family<WebhookLabels, Counter>,
@@ -122,7 +133,21 @@ impl Default for Metrics {
             "Age of the oldest message waiting in the outbox",
             outbox_oldest.clone(),
         );
+        let points = Family::<PointsLabels, prometheus_client::metrics::gauge::Gauge>::default();
+        registry.register(
+            "points",
+            "Points moved through each program account since the shop began (issued, redeemed, expired, reversed; adjusted is net)",
+            points.clone(),
+        );
+        let storage_bytes = prometheus_client::metrics::gauge::Gauge::default();
+        registry.register(
+            "storage_size_bytes",
+            "Size of the sled database on disk",
+            storage_bytes.clone(),
+        );
         Metrics {
+            points,
+            storage_bytes,
             notifications,
             provider_seconds,
             outbox_depth,
@@ -185,6 +210,22 @@ impl Metrics {
         self.outbox_depth.set(depth as i64);
         self.outbox_oldest
             .set(oldest.map_or(0, |d| d.num_seconds().max(0)));
+    }
+
+    /// A shop's program account total.
+    pub fn points(&self, shop: &str, account: &str, value: i64) {
+        self.points
+            .get_or_create(&PointsLabels {
+                shop: shop.to_string(),
+                account: account.to_string(),
+            })
+            .set(value);
+    }
+
+    /// The database's size on disk.
+    pub fn storage_size(&self, bytes: u64) {
+        self.storage_bytes
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
     }
 
     /// The text exposition, with storage counters brought up to date.

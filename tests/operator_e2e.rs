@@ -134,6 +134,55 @@ async fn activity_reports_points_per_day_and_rules_by_points_issued() {
     )
     .await;
     assert_eq!(s, 400);
+    // The same totals in the metrics, with the database size.
+    let metrics = reqwest::get(d.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "loyaltyd_points{shop=\"demo\",account=\"issued\"} 33"),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("loyaltyd_storage_size_bytes ") && !l.ends_with(" 0")),
+        "{metrics}"
+    );
+    assert!(d.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn readiness_and_request_ids_are_reported() {
+    let setup = Setup::new(1024 * 1024);
+    let d = setup.start();
+    // The worker passes at start; readiness follows within a moment.
+    let mut ready = None;
+    for _ in 0..100 {
+        let r = reqwest::get(d.url("/readyz")).await.unwrap();
+        if r.status() == 200 {
+            ready = Some(r.json::<serde_json::Value>().await.unwrap());
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let ready = ready.expect("/readyz never became 200");
+    assert_eq!(ready["checks"]["notifier"], true, "{ready}");
+    assert_eq!(ready["checks"]["database"], true);
+    // A request id is generated, or kept when the proxy sends one.
+    let r = reqwest::get(d.url("/healthz")).await.unwrap();
+    assert!(r.headers().get("x-request-id").is_some());
+    let r = reqwest::Client::new()
+        .get(d.url("/healthz"))
+        .header("x-request-id", "proxy-1234")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-request-id"], "proxy-1234");
     assert!(d.terminate().success());
 }
 

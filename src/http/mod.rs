@@ -146,6 +146,24 @@ async fn metrics(
         {
             let (depth, oldest) = state.delivery.depth(chrono::Utc::now());
             state.metrics.outbox(depth, oldest);
+            for shop in &state.config.shops {
+                if let Ok(balances) = state.ledger.all_balances(&shop.id) {
+                    for (key, points) in balances {
+                        if let Some(account) = key.strip_prefix("program/") {
+                            // Program accounts hold the other side: issued is negative.
+                            let v = if account == "issued" || account == "adjusted" {
+                                -points.0
+                            } else {
+                                points.0
+                            };
+                            state.metrics.points(shop.id.as_str(), account, v);
+                        }
+                    }
+                }
+            }
+            if let Ok(size) = state.ledger.db().size_on_disk() {
+                state.metrics.storage_size(size);
+            }
             state.metrics.render(state.ledger.commit_stats())
         },
     )
