@@ -38,6 +38,11 @@ const ROUTES: &[(&str, &str)] = &[
     ),
     ("get", "/v1/shops/{shop}/reports/liability"),
     ("post", "/v1/shops/{shop}/simulate"),
+    ("get", "/v1/shops/{shop}/members"),
+    ("patch", "/v1/shops/{shop}/members/{member_id}/profile"),
+    ("get", "/v1/shops/{shop}/reports/activity"),
+    ("get", "/v1/shops/{shop}/webhooks/deliveries"),
+    ("post", "/v1/backup"),
 ];
 
 /// Routes outside the admin API, documented in the README instead.
@@ -794,6 +799,97 @@ async fn the_openapi_document_lists_every_route_and_matches_live_answers() {
         .body(sale.to_string())
         .content_type("text/plain")
         .expect(&d, &doc, 415, Some("unsupported_media_type"))
+        .await;
+
+    // Member list.
+    let t = "/v1/shops/{shop}/members";
+    let (page, _) = call("get", t, "/v1/shops/demo/members?q=ada&limit=10")
+        .token(Some(READER))
+        .expect(&d, &doc, 200, None)
+        .await;
+    assert_eq!(page["members"][0]["id"], id.as_str(), "{page}");
+    call("get", t, "/v1/shops/demo/members?limit=0")
+        .expect(&d, &doc, 400, Some("invalid_limit"))
+        .await;
+    call("get", t, "/v1/shops/demo/members?after=nobody")
+        .expect(&d, &doc, 400, Some("invalid_cursor"))
+        .await;
+
+    // Profile.
+    let t = "/v1/shops/{shop}/members/{member_id}/profile";
+    let p = format!("/v1/shops/demo/members/{id}/profile");
+    let (prof, _) = call("patch", t, &p)
+        .body(r#"{"birthday": "1990-03-12", "tags": ["Card"]}"#)
+        .expect(&d, &doc, 200, None)
+        .await;
+    assert_eq!(prof["tags"], json!(["card"]), "{prof}");
+    call("patch", t, &p)
+        .body("{}")
+        .expect(&d, &doc, 400, Some("invalid_body"))
+        .await;
+    call(
+        "patch",
+        t,
+        "/v1/shops/demo/members/m_00000000000000000000/profile",
+    )
+    .body(r#"{"tags": []}"#)
+    .expect(&d, &doc, 404, Some("unknown_member"))
+    .await;
+    call("patch", t, &p)
+        .body(r#"{"tags": []}"#)
+        .token(Some(READER))
+        .expect(&d, &doc, 403, Some("forbidden_role"))
+        .await;
+
+    // Activity report.
+    let t = "/v1/shops/{shop}/reports/activity";
+    let (act, _) = call("get", t, "/v1/shops/demo/reports/activity")
+        .token(Some(READER))
+        .expect(&d, &doc, 200, None)
+        .await;
+    assert!(!act["days"].as_array().unwrap().is_empty(), "{act}");
+    call("get", t, "/v1/shops/demo/reports/activity?to=soon")
+        .expect(&d, &doc, 400, Some("invalid_period"))
+        .await;
+
+    // Webhook deliveries (the customer record and the order above).
+    let t = "/v1/shops/{shop}/webhooks/deliveries";
+    let (del, _) = call("get", t, "/v1/shops/demo/webhooks/deliveries")
+        .token(Some(READER))
+        .expect(&d, &doc, 200, None)
+        .await;
+    assert!(!del["deliveries"].as_array().unwrap().is_empty(), "{del}");
+    call("get", t, "/v1/shops/demo/webhooks/deliveries?class=weird")
+        .expect(&d, &doc, 400, Some("invalid_class"))
+        .await;
+
+    // Backup: not JSON, but the documented media type; admin only.
+    let t = "/v1/backup";
+    let resp = client()
+        .post(d.url(t))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let media = resp.headers()["content-type"].to_str().unwrap().to_string();
+    let declared = &doc.op("post", t)["responses"]["200"]["content"];
+    assert!(declared.get(&media).is_some(), "{media} not in {declared}");
+    let text = resp.text().await.unwrap();
+    for line in text.lines() {
+        serde_json::from_str::<Value>(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    }
+    doc.seen
+        .lock()
+        .unwrap()
+        .insert(("post".into(), t.into(), 200));
+    call("post", t, t)
+        .token(Some(READER))
+        .expect(&d, &doc, 403, Some("forbidden_role"))
+        .await;
+    call("post", t, t)
+        .token(None)
+        .expect(&d, &doc, 401, Some("unauthorized"))
         .await;
 
     // Outside any operation: unknown endpoints and methods still answer the error shape.

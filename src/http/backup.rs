@@ -57,6 +57,22 @@ impl std::io::Write for ChunkWriter {
     }
 }
 
+/// A consistent snapshot of every tree, streamed in the backup format (`loyaltyd
+/// restore` reads it). Ledger writes wait while the trees are copied.
+#[utoipa::path(
+    post,
+    path = "/v1/backup",
+    operation_id = "backup",
+    tag = "operations",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The backup, one JSON record a line", content_type = "application/x-ndjson", body = String,
+            headers(("Content-Disposition" = String, description = "`attachment; filename=\"loyaltyd.backup\"`"))),
+        (status = 401, description = "`unauthorized`", body = super::error::ErrorBody),
+        (status = 403, description = "`forbidden_role` (needs `admin`)", body = super::error::ErrorBody),
+        (status = 503, description = "`storage_unavailable`", body = super::error::ErrorBody),
+    )
+)]
 async fn backup(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
     let ledger = state.ledger.clone();
     let started = std::time::Instant::now();

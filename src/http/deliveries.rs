@@ -77,6 +77,26 @@ pub fn class(status: u16, outcome: &str) -> &'static str {
 
 /// `GET /v1/shops/{shop}/webhooks/deliveries[?adapter=&class=&limit=]`: recent deliveries,
 /// newest first, and per adapter the counts and the last accepted one.
+#[utoipa::path(
+    get,
+    path = "/v1/shops/{shop}/webhooks/deliveries",
+    operation_id = "webhook_deliveries",
+    tag = "operations",
+    security(("bearer" = [])),
+    params(
+        ("shop" = String, Path, description = "Shop id"),
+        ("adapter" = Option<String>, Query, description = "Only this adapter's deliveries"),
+        ("class" = Option<super::openapi::DeliveryClassDoc>, Query, description = "Only accepted, ignored or rejected ones"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "At most this many (default 100)"),
+    ),
+    responses(
+        (status = 200, description = "Recent deliveries (since the daemon started)", body = super::openapi::DeliveriesDoc),
+        (status = 400, description = "`invalid_limit`, `invalid_class`", body = super::error::ErrorBody),
+        (status = 401, description = "`unauthorized`", body = super::error::ErrorBody),
+        (status = 403, description = "`forbidden_shop`, `forbidden_role`", body = super::error::ErrorBody),
+        (status = 404, description = "`unknown_shop`", body = super::error::ErrorBody),
+    )
+)]
 pub async fn list(
     State(state): State<Arc<AppState>>,
     Path(shop_id): Path<String>,

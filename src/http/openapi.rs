@@ -23,7 +23,9 @@ use serde::Serialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::{admin, notifications, referrals, reports, simulate, spend};
+use super::{
+    admin, backup, deliveries, notifications, operator, referrals, reports, simulate, spend,
+};
 
 /// The document.
 #[derive(OpenApi)]
@@ -57,6 +59,11 @@ use super::{admin, notifications, referrals, reports, simulate, spend};
         notifications::retry,
         reports::liability,
         simulate::simulate,
+        operator::list_members,
+        operator::update_profile,
+        operator::activity,
+        deliveries::list,
+        backup::backup,
     ),
     components(schemas(super::error::ErrorBody)),
     modifiers(&BearerAuth),
@@ -66,6 +73,7 @@ use super::{admin, notifications, referrals, reports, simulate, spend};
         (name = "notifications", description = "Consent and dead letters"),
         (name = "reports", description = "Reports"),
         (name = "rules", description = "Scoring without posting"),
+        (name = "operations", description = "Webhook deliveries and backups"),
         (name = "meta", description = "This document"),
     )
 )]
@@ -430,6 +438,174 @@ pub struct SaleDoc {
     pub location_id: Option<String>,
     /// Sales channel (`web`, `pos`, …).
     pub channel: Option<String>,
+}
+
+/// A member in a list. Mirrors the items of `GET …/members` (`operator.rs`).
+#[derive(Serialize, ToSchema)]
+#[schema(as = MemberSummary)]
+pub struct MemberSummaryDoc {
+    /// Member id.
+    #[schema(pattern = "^m_[0-9a-f]{20}$")]
+    pub id: String,
+    /// Given name.
+    pub first_name: Option<String>,
+    /// Family name.
+    pub last_name: Option<String>,
+    /// E-mail address.
+    pub email: Option<String>,
+    /// E.164 phone number.
+    pub phone: Option<String>,
+    /// Tier name.
+    pub tier: Option<String>,
+    /// Balances.
+    pub points: BalanceDoc,
+    /// When the member was first seen.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Available and pending points.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Balance)]
+pub struct BalanceDoc {
+    /// Points the member can spend now.
+    pub available: i64,
+    /// Points held until the returns window ends.
+    pub pending: i64,
+}
+
+/// A page of members. Mirrors `GET …/members` (`operator.rs`).
+#[derive(Serialize, ToSchema)]
+#[schema(as = MemberPage)]
+pub struct MemberPageDoc {
+    /// Members in id order.
+    pub members: Vec<MemberSummaryDoc>,
+    /// Give this as `after` for the next page; `null` on the last page.
+    pub next: Option<String>,
+}
+
+/// Body of `PATCH …/profile`: either or both fields. Mirrors `operator.rs`'s
+/// `ProfileBody`.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ProfileChange, example = json!({"birthday": "1990-03-12", "tags": ["card"]}))]
+#[serde(deny_unknown_fields)]
+pub struct ProfileChangeDoc {
+    /// `YYYY-MM-DD`, or `null` to clear.
+    #[schema(required = false)]
+    pub birthday: Option<NaiveDate>,
+    /// Replaces the tags (trimmed, lower-cased).
+    #[schema(required = false)]
+    pub tags: Option<Vec<String>>,
+}
+
+/// A member's profile after a change. Mirrors `PATCH …/profile` (`operator.rs`).
+#[derive(Serialize, ToSchema)]
+#[schema(as = Profile)]
+pub struct ProfileDoc {
+    /// The member.
+    pub member_id: String,
+    /// Birthday.
+    pub birthday: Option<NaiveDate>,
+    /// Tags.
+    pub tags: Vec<String>,
+}
+
+/// One local day's movements. Mirrors `report::activity::Day`.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ActivityDay)]
+pub struct ActivityDayDoc {
+    /// The day in the shop's time zone.
+    pub date: NaiveDate,
+    /// Points issued.
+    pub issued: i64,
+    /// Points redeemed.
+    pub redeemed: i64,
+    /// Points expired.
+    pub expired: i64,
+    /// Points reversed by refunds.
+    pub reversed: i64,
+    /// Net points adjusted by staff.
+    pub adjusted: i64,
+    /// Postings that day.
+    pub postings: u64,
+}
+
+/// A rule's share of the points issued. Mirrors `report::activity::RuleTotal`.
+#[derive(Serialize, ToSchema)]
+#[schema(as = RuleTotal)]
+pub struct RuleTotalDoc {
+    /// Rule id.
+    pub rule_id: String,
+    /// Points it contributed.
+    pub points: i64,
+    /// Earnings it contributed to.
+    pub sales: u64,
+}
+
+/// Program activity over a period. Mirrors `report::activity::Activity`.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Activity)]
+pub struct ActivityDoc {
+    /// Days with postings, oldest first.
+    pub days: Vec<ActivityDayDoc>,
+    /// Rules by points issued, most first.
+    pub top_rules: Vec<RuleTotalDoc>,
+}
+
+/// Accepted, ignored or rejected.
+#[derive(Serialize, ToSchema)]
+#[schema(as = DeliveryClass)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryClassDoc {
+    /// Applied or duplicate.
+    Accepted,
+    /// Recorded as ignored.
+    Ignored,
+    /// Answered with an error.
+    Rejected,
+}
+
+/// One webhook request. Mirrors `http::deliveries::Delivery`.
+#[derive(Serialize, ToSchema)]
+#[schema(as = WebhookDelivery)]
+pub struct DeliveryDoc {
+    /// When it arrived.
+    pub at: DateTime<Utc>,
+    /// Adapter (`shopify`, `square`, `twilio`, …).
+    pub adapter: String,
+    /// Accepted, ignored or rejected.
+    pub class: DeliveryClassDoc,
+    /// The precise outcome (`applied`, `duplicate`, `invalid_signature`, …).
+    pub outcome: String,
+    /// HTTP status answered.
+    pub status: u16,
+    /// Milliseconds to answer.
+    pub took_ms: f64,
+}
+
+/// Counts per adapter.
+#[derive(Serialize, ToSchema)]
+#[schema(as = AdapterDeliveries)]
+pub struct AdapterSummaryDoc {
+    /// Accepted deliveries.
+    pub accepted: u64,
+    /// Ignored deliveries.
+    pub ignored: u64,
+    /// Rejected deliveries.
+    pub rejected: u64,
+    /// The last accepted one.
+    pub last_accepted_at: Option<DateTime<Utc>>,
+    /// The last rejected one.
+    pub last_rejected_at: Option<DateTime<Utc>>,
+}
+
+/// Recent webhook deliveries. Mirrors `GET …/webhooks/deliveries` (`deliveries.rs`).
+#[derive(Serialize, ToSchema)]
+#[schema(as = WebhookDeliveries)]
+pub struct DeliveriesDoc {
+    /// Per adapter, since the daemon started.
+    pub adapters: BTreeMap<String, AdapterSummaryDoc>,
+    /// Deliveries, newest first.
+    pub deliveries: Vec<DeliveryDoc>,
 }
 
 #[cfg(test)]

@@ -37,6 +37,27 @@ pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
 
 /// `GET /v1/shops/{shop}/members[?q=&after=&limit=]`: members in id order, filtered by
 /// a search over names, e-mail, phone and POS ids; `next` is the cursor of the next page.
+#[utoipa::path(
+    get,
+    path = "/v1/shops/{shop}/members",
+    operation_id = "list_members",
+    tag = "members",
+    security(("bearer" = [])),
+    params(
+        ("shop" = String, Path, description = "Shop id"),
+        ("q" = Option<String>, Query, description = "Search over names, e-mail, phone and POS ids"),
+        ("after" = Option<String>, Query, description = "The `next` cursor of the previous page"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Page size (default 50)"),
+    ),
+    responses(
+        (status = 200, description = "A page of members", body = super::openapi::MemberPageDoc),
+        (status = 400, description = "`invalid_limit`, `invalid_cursor`", body = super::error::ErrorBody),
+        (status = 401, description = "`unauthorized`", body = super::error::ErrorBody),
+        (status = 403, description = "`forbidden_shop`, `forbidden_role`", body = super::error::ErrorBody),
+        (status = 404, description = "`unknown_shop`", body = super::error::ErrorBody),
+        (status = 503, description = "`storage_unavailable`", body = super::error::ErrorBody),
+    )
+)]
 async fn list_members(
     State(state): State<Arc<AppState>>,
     Path(shop_id): Path<String>,
@@ -109,6 +130,26 @@ mod double_option {
 }
 
 /// `PATCH /v1/shops/{shop}/members/{member_id}/profile` `{"birthday": "1990-03-12", "tags": ["card"]}`.
+#[utoipa::path(
+    patch,
+    path = "/v1/shops/{shop}/members/{member_id}/profile",
+    operation_id = "update_profile",
+    tag = "members",
+    security(("bearer" = [])),
+    params(
+        ("shop" = String, Path, description = "Shop id"),
+        ("member_id" = String, Path, description = "Member id"),
+    ),
+    request_body(content = super::openapi::ProfileChangeDoc, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The profile now", body = super::openapi::ProfileDoc),
+        (status = 400, description = "`invalid_body` (not JSON, wrong shape, or neither field given)", body = super::error::ErrorBody),
+        (status = 401, description = "`unauthorized`", body = super::error::ErrorBody),
+        (status = 403, description = "`forbidden_shop`, `forbidden_role` (needs `write`)", body = super::error::ErrorBody),
+        (status = 404, description = "`unknown_shop`, `unknown_member`", body = super::error::ErrorBody),
+        (status = 503, description = "`storage_unavailable`", body = super::error::ErrorBody),
+    )
+)]
 async fn update_profile(
     State(state): State<Arc<AppState>>,
     Path((shop_id, member_id)): Path<(String, String)>,
@@ -153,6 +194,26 @@ async fn update_profile(
 
 /// `GET /v1/shops/{shop}/reports/activity[?from=&to=]`: points issued, redeemed,
 /// expired, reversed and adjusted per local day, and rules by points issued.
+#[utoipa::path(
+    get,
+    path = "/v1/shops/{shop}/reports/activity",
+    operation_id = "activity_report",
+    tag = "reports",
+    security(("bearer" = [])),
+    params(
+        ("shop" = String, Path, description = "Shop id"),
+        ("from" = Option<String>, Query, description = "Period start: `YYYY-MM-DD` or RFC 3339"),
+        ("to" = Option<String>, Query, description = "Period end: `YYYY-MM-DD` (through that day) or RFC 3339; default: now"),
+    ),
+    responses(
+        (status = 200, description = "The activity", body = super::openapi::ActivityDoc),
+        (status = 400, description = "`invalid_period`", body = super::error::ErrorBody),
+        (status = 401, description = "`unauthorized`", body = super::error::ErrorBody),
+        (status = 403, description = "`forbidden_shop`, `forbidden_role`", body = super::error::ErrorBody),
+        (status = 404, description = "`unknown_shop`", body = super::error::ErrorBody),
+        (status = 503, description = "`storage_unavailable`", body = super::error::ErrorBody),
+    )
+)]
 async fn activity(
     State(state): State<Arc<AppState>>,
     Path(shop_id): Path<String>,
