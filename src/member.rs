@@ -239,6 +239,10 @@ pub struct Member {
     /// Store credit earned as cash back, in the shop currency.
     #[serde(default, with = "rust_decimal::serde::str")]
     pub store_credit: rust_decimal::Decimal,
+    /// Set when staff merged this member into another: its identities, points and
+    /// lots moved there, and refunds of its old orders follow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_into: Option<MemberId>,
     /// Bumped on every change: scoring reads a snapshot of the member outside the
     /// transaction, and the transaction refuses to post if the member changed since.
     #[serde(default)]

@@ -19,7 +19,12 @@ async fn patch(d: &Daemon, path: &str, body: serde_json::Value) -> (u16, serde_j
 
 /// The fixture order, bought by customer `n` (own id, e-mail and phone).
 fn order_by(n: u64) -> Vec<u8> {
-    String::from_utf8(order(n))
+    order_for(n, n)
+}
+
+/// Order number `order_no` bought by customer `n`.
+fn order_for(order_no: u64, n: u64) -> Vec<u8> {
+    String::from_utf8(order(order_no))
         .unwrap()
         .replace("7391022153765", &format!("73910221537{n:02}"))
         .replace("ada@example.com", &format!("buyer{n}@example.com"))
@@ -205,4 +210,88 @@ async fn webhook_deliveries_show_accepted_and_rejected_requests_per_adapter_with
     let (_, only) = admin_get(&d, "/v1/shops/demo/webhooks/deliveries?class=accepted").await;
     assert_eq!(only["deliveries"].as_array().unwrap().len(), 1);
     assert!(d.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn merging_two_members_moves_identities_points_and_refunds_and_the_books_still_verify() {
+    let setup = Setup::new(1024 * 1024);
+    let d = setup.start();
+    // Buyer 1 twice, buyer 2 once: the same person with two accounts.
+    for (wh, n) in [("wh-1", 1u64), ("wh-2", 2)] {
+        post_shopify(&d, "demo", "orders/paid", wh, &order_by(n), SHOPIFY_SECRET).await;
+    }
+    let (s, r) = post_shopify(
+        &d,
+        "demo",
+        "orders/paid",
+        "wh-3",
+        &order_for(3, 1),
+        SHOPIFY_SECRET,
+    )
+    .await;
+    assert_eq!(r["points"], 11, "{s} {r}");
+    let (_, a) = admin_get(&d, "/v1/shops/demo/members/lookup?email=buyer1@example.com").await;
+    let (_, b) = admin_get(&d, "/v1/shops/demo/members/lookup?email=buyer2@example.com").await;
+    assert_eq!(
+        (
+            a["points"]["available"].as_i64(),
+            b["points"]["available"].as_i64()
+        ),
+        (Some(22), Some(11))
+    );
+    let (a_id, b_id) = (a["id"].as_str().unwrap(), b["id"].as_str().unwrap());
+
+    let body = format!(
+        "{{\"into\": \"{a_id}\", \"from\": \"{b_id}\", \"reason\": \"same person, two cards\"}}"
+    );
+    let (s, r, _) = admin_post(&d, "/v1/shops/demo/members/merge", None, &body).await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["moved"]["available"], 11);
+    // Buyer 2's e-mail now finds the survivor, with both balances.
+    let (_, m) = admin_get(&d, "/v1/shops/demo/members/lookup?email=buyer2@example.com").await;
+    assert_eq!(m["id"], a_id);
+    assert_eq!(m["points"]["available"], 33, "{m}");
+    // Merging again is refused.
+    let (s, r, _) = admin_post(&d, "/v1/shops/demo/members/merge", None, &body).await;
+    assert_eq!(
+        (s, r["error"]["code"].as_str()),
+        (409, Some("merge_refused")),
+        "{r}"
+    );
+    // Cancelling buyer 2's old order takes its points from the survivor.
+    let cancelled = String::from_utf8(fixture("orders-cancelled.json"))
+        .unwrap()
+        .replace("5812403339301", "2");
+    let (s, r) = post_shopify(
+        &d,
+        "demo",
+        "orders/cancelled",
+        "wh-c",
+        cancelled.as_bytes(),
+        SHOPIFY_SECRET,
+    )
+    .await;
+    assert_eq!((s, r["points"].as_i64()), (200, Some(11)), "{r}");
+    let (_, m) = admin_get(&d, &format!("/v1/shops/demo/members/{a_id}")).await;
+    assert_eq!(m["points"]["available"], 22, "{m}");
+    // The journal names the actor and the reason; the books verify.
+    let (_, ledger) = admin_get(&d, &format!("/v1/shops/demo/members/{a_id}/ledger")).await;
+    let merge = ledger["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "merge")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(merge["actor"], "admin", "{ledger}");
+    assert!(
+        merge["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("same person"),
+        "{merge}"
+    );
+    assert!(d.terminate().success());
+    let (ok, out, err) = run_cli(&["verify", "--config", setup.config_path().to_str().unwrap()]);
+    assert!(ok, "{out}{err}");
 }

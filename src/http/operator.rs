@@ -20,6 +20,7 @@ use crate::report::period::parse_bound;
 pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
     Router::new()
         .route("/shops/{shop}/members", get(list_members))
+        .route("/shops/{shop}/members/merge", axum::routing::post(merge))
         .route(
             "/shops/{shop}/members/{member_id}/profile",
             patch(update_profile),
@@ -105,6 +106,74 @@ async fn list_members(
         }));
     }
     Ok(Json(json!({"members": members, "next": page.next})))
+}
+
+/// Body of `POST …/members/merge`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MergeBody {
+    /// The member that stays.
+    into: String,
+    /// The member merged into it.
+    from: String,
+    /// Why (journaled).
+    reason: String,
+}
+
+/// `POST /v1/shops/{shop}/members/merge` `{"into": A, "from": B, "reason": "..."}`
+/// (admin): B's identities, points, lots and store credit move to A, journaled.
+async fn merge(
+    State(state): State<Arc<AppState>>,
+    Path(shop_id): Path<String>,
+    axum::Extension(actor): axum::Extension<super::auth::Actor>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let shop = shop(&state, &shop_id)?;
+    let body: MergeBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(
+            "invalid_body",
+            format!("expected {{\"into\", \"from\", \"reason\"}}: {e}"),
+        )
+    })?;
+    if body.reason.trim().is_empty() {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            "a reason is required",
+        ));
+    }
+    let into = load_member(&state, shop, &body.into)?;
+    let from = load_member(&state, shop, &body.from)?;
+    let merged = state
+        .ledger
+        .merge_members(
+            &shop.id,
+            &into.id,
+            &from.id,
+            &actor.0,
+            body.reason.trim(),
+            chrono::Utc::now(),
+        )
+        .map_err(|e| ApiError::storage(&e))?
+        .map_err(|e| {
+            ApiError::new(
+                axum::http::StatusCode::CONFLICT,
+                "merge_refused",
+                e.to_string(),
+            )
+        })?;
+    state
+        .ledger
+        .durable()
+        .await
+        .map_err(|e| ApiError::storage(&e))?;
+    state.wakeup.wake();
+    tracing::info!(shop = %shop.id, actor = %actor.0, into = %into.id, from = %from.id, "members merged");
+    Ok(Json(json!({
+        "member_id": merged.member.id,
+        "merged": from.id,
+        "moved": {"available": merged.available, "pending": merged.pending},
+        "posting_ids": merged.postings,
+    })))
 }
 
 /// Body of `PATCH …/profile`.

@@ -381,6 +381,7 @@ pub(crate) fn find_or_create_member(
         earned_month: None,
         tier_buckets: Vec::new(),
         birthday_bonus_year: None,
+        merged_into: None,
         store_credit: rust_decimal::Decimal::ZERO,
         revision: 0,
         lifetime: Points::ZERO,

@@ -104,6 +104,9 @@ pub enum PostingKind {
     /// An opening balance brought from another loyalty program by
     /// `loyaltyd import balances` (program `issued` → member `available`).
     Imported,
+    /// Staff merged two members: points and lots leave one (through program
+    /// `adjusted`) and arrive at the other in the same transaction.
+    Merge,
 }
 
 impl PostingKind {
@@ -120,6 +123,7 @@ impl PostingKind {
             PostingKind::TierChange => "tier_change",
             PostingKind::Bonus => "bonus",
             PostingKind::Imported => "imported",
+            PostingKind::Merge => "merge",
         }
     }
 }

@@ -24,6 +24,7 @@ pub mod jobs;
 pub mod journal;
 pub mod keys;
 pub mod lots;
+pub mod merge;
 pub mod policy;
 pub mod replay;
 pub mod reverse;

@@ -153,10 +153,20 @@ fn reversal(tx: &Tx<'_>, cmd: &ReversalCommand<'_>, now: DateTime<Utc>) -> TxRes
     let mut shortfall = Points::ZERO;
     let mut member_id = order.member.clone();
     if order.scored {
-        if let Some(mid) = order.member.clone() {
-            let member = tx
-                .member(&mid)?
-                .ok_or_else(|| super::tx::invariant(format!("order member {mid} missing")))?;
+        if let Some(buyer) = order.member.clone() {
+            let mut member = tx
+                .member(&buyer)?
+                .ok_or_else(|| super::tx::invariant(format!("order member {buyer} missing")))?;
+            // A merged buyer's points live with the member it was merged into.
+            for _ in 0..8 {
+                let Some(next) = member.merged_into.clone() else {
+                    break;
+                };
+                member = tx
+                    .member(&next)?
+                    .ok_or_else(|| super::tx::invariant(format!("merged member {next} missing")))?;
+            }
+            let mid = member.id.clone();
             let key = format!("{}:{}", cmd.adapter, cmd.event_id);
             let (r, s) = claw_back(
                 tx,

@@ -59,9 +59,13 @@ impl Ledger {
             // shop's previous program, the members already know them, and texting
             // every member of a migrated program at once would be spam (and, for
             // members who never consented here, unlawful). So imports queue no
-            // message and are exempt.
-            let should_notify = p.kind != super::journal::PostingKind::Imported
-                && (p.member_available_delta().0 != 0 || p.member_pending_delta().0 != 0);
+            // message and are exempt. So are merges: staff joined two records of one
+            // person, who hears about it once (the surviving member), if at all.
+            let should_notify = !matches!(
+                p.kind,
+                super::journal::PostingKind::Imported | super::journal::PostingKind::Merge
+            ) && (p.member_available_delta().0 != 0
+                || p.member_pending_delta().0 != 0);
             *credit.entry(p.member.clone()).or_default() += p.cash_back;
             if should_notify && !notified.contains(&p.seq) {
                 missing_notice.push(p.seq);

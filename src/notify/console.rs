@@ -99,6 +99,7 @@ pub fn render(msg: &OutboxMessage) -> String {
         PostingKind::Bonus => format!("received {points} bonus points"),
         // Imports queue no message; this only words one if a retry ever builds it.
         PostingKind::Imported => format!("had {points} points imported"),
+        PostingKind::Merge => format!("had {points} points merged in from another account"),
     };
     let pending = if pending.0 != 0 {
         format!(" ({pending} pending)")

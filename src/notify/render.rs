@@ -39,7 +39,7 @@ pub fn kind(msg: &OutboxMessage) -> EventKind {
             PostingKind::TierChange => EventKind::TierChanged,
             // Imports queue no message (see `verify`); an opening balance reads as a
             // credit by staff should one ever be rendered.
-            PostingKind::Imported => EventKind::Adjusted,
+            PostingKind::Imported | PostingKind::Merge => EventKind::Adjusted,
         },
         Notice::RewardUnlocked { .. } => EventKind::RewardUnlocked,
         Notice::TierChanged { .. } => EventKind::TierChanged,
