@@ -49,6 +49,15 @@ pub struct PointsLabels {
     pub account: String,
 }
 
+/// Labels of a provider failure.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FailureLabels {
+    /// Provider name.
+    pub provider: String,
+    /// The provider's error code (Twilio `21610`), else the HTTP status, else `network`.
+    pub code: String,
+}
+
 /// Labels of a provider.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ProviderLabels {
@@ -63,6 +72,7 @@ pub struct Metrics {
     outbox_depth: prometheus_client::metrics::gauge::Gauge,
     outbox_oldest: prometheus_client::metrics::gauge::Gauge,
     points: Family<PointsLabels, prometheus_client::metrics::gauge::Gauge>,
+    provider_failures: Family<FailureLabels, Counter>,
     storage_bytes: prometheus_client::metrics::gauge::Gauge,
     rules_reloads: Family<ReloadLabels, Counter>,
     registry: Registry,
@@ -145,7 +155,14 @@ impl Default for Metrics {
             "Size of the sled database on disk",
             storage_bytes.clone(),
         );
+        let provider_failures = Family::<FailureLabels, Counter>::default();
+        registry.register(
+            "provider_failures",
+            "Failed provider sends by provider and error code (retried or dead-lettered)",
+            provider_failures.clone(),
+        );
         Metrics {
+            provider_failures,
             points,
             storage_bytes,
             notifications,
@@ -210,6 +227,16 @@ impl Metrics {
         self.outbox_depth.set(depth as i64);
         self.outbox_oldest
             .set(oldest.map_or(0, |d| d.num_seconds().max(0)));
+    }
+
+    /// Count a failed send.
+    pub fn provider_failure(&self, provider: &str, code: &str) {
+        self.provider_failures
+            .get_or_create(&FailureLabels {
+                provider: provider.to_string(),
+                code: code.to_string(),
+            })
+            .inc();
     }
 
     /// A shop's program account total.

@@ -141,6 +141,18 @@ async fn three_503s_then_success_deliver_the_message_once_on_the_fourth_attempt(
     assert_eq!(twilio.requests().len(), 4, "no attempt after the success");
     let (_, m) = admin_get(&d, "/v1/shops/demo/deadletters").await;
     assert_eq!(m["dead_letters"], serde_json::json!([]));
+    let metrics = reqwest::get(d.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "loyaltyd_provider_failures_total{provider=\"twilio\",code=\"20503\"} 3"),
+        "{metrics}"
+    );
     assert!(d.terminate().success());
 }
 

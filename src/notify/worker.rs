@@ -177,6 +177,8 @@ enum JobResult {
     Retry {
         error: String,
         retry_after: Option<Duration>,
+        /// The provider's code, else the HTTP status, else `network`.
+        code: String,
     },
     Dead {
         provider: &'static str,
@@ -425,7 +427,13 @@ impl Notifier {
                 let s = ChannelStatus::Skipped { reason };
                 (s.clone(), None, Some(s))
             }
-            JobResult::Retry { error, retry_after } => {
+            JobResult::Retry {
+                error,
+                retry_after,
+                code,
+            } => {
+                self.metrics
+                    .provider_failure(self.provider_name(route), &code);
                 let age = now - job.lead.created_at;
                 if age > chrono_dur(self.policy.max_age) {
                     self.metrics.notification(route.name(), "provider", "dead");
@@ -464,6 +472,11 @@ impl Notifier {
                 unsubscribed,
             } => {
                 self.metrics.notification(route.name(), provider, "dead");
+                let failure = code
+                    .clone()
+                    .or(status.map(|s| s.to_string()))
+                    .unwrap_or_else(|| "unknown".into());
+                self.metrics.provider_failure(provider, &failure);
                 if unsubscribed {
                     self.directory
                         .withdraw_sms_consent(&job.lead.shop, &job.lead.member);
@@ -553,6 +566,7 @@ impl Notifier {
                     Err(e) => JobResult::Retry {
                         error: e.to_string(),
                         retry_after: None,
+                        code: "console".into(),
                     },
                 },
                 None => JobResult::Skipped("console sink off".into()),
@@ -616,6 +630,7 @@ impl Notifier {
                 return JobResult::Retry {
                     error: e.to_string(),
                     retry_after: None,
+                    code: "storage".into(),
                 }
             }
         }
@@ -696,10 +711,14 @@ fn outcome(provider: &'static str, r: Result<super::providers::Accepted, SendErr
         Err(SendError::Retryable {
             reason,
             retry_after,
-            ..
+            status,
+            code,
         }) => JobResult::Retry {
             error: reason,
             retry_after,
+            code: code
+                .or(status.map(|s| s.to_string()))
+                .unwrap_or_else(|| "network".into()),
         },
         Err(SendError::Permanent {
             reason,
