@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod auth;
 pub mod backup;
+pub mod dashboard;
 pub mod deliveries;
 pub mod error;
 pub mod notifications;
@@ -106,6 +107,7 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .merge(backup::router(state.clone()))
                 .merge(operator::router(state.clone())),
         )
+        .merge(dashboard::router(state.clone()))
         .fallback(|| async { error::ApiError::not_found("not_found", "no such endpoint") })
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
