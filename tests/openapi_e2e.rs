@@ -39,6 +39,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/shops/{shop}/reports/liability"),
     ("post", "/v1/shops/{shop}/simulate"),
     ("get", "/v1/shops/{shop}/members"),
+    ("post", "/v1/shops/{shop}/members/merge"),
     ("patch", "/v1/shops/{shop}/members/{member_id}/profile"),
     ("get", "/v1/shops/{shop}/reports/activity"),
     ("get", "/v1/shops/{shop}/webhooks/deliveries"),
@@ -814,6 +815,49 @@ async fn the_openapi_document_lists_every_route_and_matches_live_answers() {
     call("get", t, "/v1/shops/demo/members?after=nobody")
         .expect(&d, &doc, 400, Some("invalid_cursor"))
         .await;
+
+    // Merge (admin): a member into itself is refused; Bob (a second member) merges.
+    let t = "/v1/shops/{shop}/members/merge";
+    let p = "/v1/shops/demo/members/merge";
+    call("post", t, p)
+        .body(json!({"into": id, "from": id, "reason": "same"}).to_string())
+        .expect(&d, &doc, 409, Some("merge_refused"))
+        .await;
+    call("post", t, p)
+        .body(json!({"into": id, "from": "m_00000000000000000000", "reason": "x"}).to_string())
+        .expect(&d, &doc, 404, Some("unknown_member"))
+        .await;
+    call("post", t, p)
+        .body(json!({"into": id, "from": id, "reason": " "}).to_string())
+        .expect(&d, &doc, 400, Some("invalid_body"))
+        .await;
+    call("post", t, p)
+        .body(json!({"into": id, "from": id, "reason": "x"}).to_string())
+        .token(Some(READER))
+        .expect(&d, &doc, 403, Some("forbidden_role"))
+        .await;
+    let bob = String::from_utf8(order(2))
+        .unwrap()
+        .replace("ada@example.com", "bob@example.com")
+        .replace("+15145550142", "+15145550199")
+        .replace("7391022153765", "7391022150000");
+    let (s, r) = post_shopify(
+        &d,
+        "demo",
+        "orders/paid",
+        "wh-2",
+        bob.as_bytes(),
+        SHOPIFY_SECRET,
+    )
+    .await;
+    assert_eq!(s, 200, "{r}");
+    let bob_id = r["member_id"].as_str().unwrap().to_string();
+    assert_ne!(bob_id, id, "{r}");
+    let (merged, _) = call("post", t, p)
+        .body(json!({"into": id, "from": bob_id, "reason": "same person"}).to_string())
+        .expect(&d, &doc, 200, None)
+        .await;
+    assert_eq!(merged["merged"], bob_id.as_str(), "{merged}");
 
     // Profile.
     let t = "/v1/shops/{shop}/members/{member_id}/profile";

@@ -60,6 +60,7 @@ use super::{
         reports::liability,
         simulate::simulate,
         operator::list_members,
+        operator::merge,
         operator::update_profile,
         operator::activity,
         deliveries::list,
@@ -185,6 +186,10 @@ pub enum PostingKindDoc {
     TierChange,
     /// Points given for an event other than a sale.
     Bonus,
+    /// A balance brought in by `loyaltyd import`.
+    Imported,
+    /// Points moved by a member merge.
+    Merge,
 }
 
 /// How a posting changed the member's lots. Mirrors `ledger::journal::LotChange`.
@@ -606,6 +611,33 @@ pub struct DeliveriesDoc {
     pub adapters: BTreeMap<String, AdapterSummaryDoc>,
     /// Deliveries, newest first.
     pub deliveries: Vec<DeliveryDoc>,
+}
+
+/// Body of `POST …/members/merge`. Mirrors `operator.rs`'s `MergeBody`.
+#[derive(Serialize, ToSchema)]
+#[schema(as = MergeRequest, example = json!({"into": "m_0123456789abcdef0123", "from": "m_00000000000000000001", "reason": "same person"}))]
+#[serde(deny_unknown_fields)]
+pub struct MergeBodyDoc {
+    /// The member that stays.
+    pub into: String,
+    /// The member merged into it.
+    pub from: String,
+    /// Why (journaled; not blank).
+    pub reason: String,
+}
+
+/// The result of a merge. Mirrors `POST …/members/merge` (`operator.rs`).
+#[derive(Serialize, ToSchema)]
+#[schema(as = MergeResult)]
+pub struct MergedDoc {
+    /// The surviving member.
+    pub member_id: String,
+    /// The member merged into it.
+    pub merged: String,
+    /// Points moved.
+    pub moved: BalanceDoc,
+    /// The merge postings (none when there were no points).
+    pub posting_ids: Vec<u64>,
 }
 
 #[cfg(test)]

@@ -122,6 +122,24 @@ struct MergeBody {
 
 /// `POST /v1/shops/{shop}/members/merge` `{"into": A, "from": B, "reason": "..."}`
 /// (admin): B's identities, points, lots and store credit move to A, journaled.
+#[utoipa::path(
+    post,
+    path = "/v1/shops/{shop}/members/merge",
+    operation_id = "merge_members",
+    tag = "members",
+    security(("bearer" = [])),
+    params(("shop" = String, Path, description = "Shop id")),
+    request_body(content = super::openapi::MergeBodyDoc, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Merged", body = super::openapi::MergedDoc),
+        (status = 400, description = "`invalid_body` (not JSON, wrong shape, or a blank reason)", body = super::error::ErrorBody),
+        (status = 401, description = "`unauthorized`", body = super::error::ErrorBody),
+        (status = 403, description = "`forbidden_shop`, `forbidden_role` (needs `admin`)", body = super::error::ErrorBody),
+        (status = 404, description = "`unknown_shop`, `unknown_member`", body = super::error::ErrorBody),
+        (status = 409, description = "`merge_refused` (e.g. a member merged into itself)", body = super::error::ErrorBody),
+        (status = 503, description = "`storage_unavailable`", body = super::error::ErrorBody),
+    )
+)]
 async fn merge(
     State(state): State<Arc<AppState>>,
     Path(shop_id): Path<String>,
