@@ -458,7 +458,14 @@ async fn the_cli_lists_and_requeues_dead_letters_of_a_stopped_daemon() {
     }]);
     sale(&d, 1).await;
     twilio.wait_for(1, Duration::from_secs(10)).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Wait until the worker has recorded it (the provider's answer comes first).
+    for _ in 0..200 {
+        let (_, l) = admin_get(&d, "/v1/shops/demo/deadletters").await;
+        if l["dead_letters"].as_array().is_some_and(|a| !a.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert!(d.terminate().success());
     let config = setup.config_path();
     let config = config.to_str().unwrap();

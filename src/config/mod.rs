@@ -16,6 +16,7 @@ use serde::Deserialize;
 use crate::rules::{LiveRules, RuleSet};
 
 mod notify;
+mod secrets;
 mod tokens;
 pub use notify::{
     EmailProviderSettings, EmailSettings, NotifyConfig, QuietHours, SmsSettings, SmtpTlsMode,
@@ -271,20 +272,36 @@ impl Config {
             message: format!("cannot read the config file: {e}"),
         })?;
         // Syntax first, with the toml parser's line and column.
-        if let Err(e) = text.parse::<toml::Table>() {
-            return Err(ConfigError {
-                line: e.span().map(|s| line_of_offset(&text, s.start)),
-                file,
-                key: "-".into(),
-                message: format!("not valid TOML: {}", e.message()),
-            });
-        }
-        let env: config::Map<String, String> = env
-            .into_iter()
-            .filter(|(k, _)| k.starts_with("LOYALTYD__"))
-            .collect();
+        let mut table = match text.parse::<toml::Table>() {
+            Ok(t) => t,
+            Err(e) => {
+                return Err(ConfigError {
+                    line: e.span().map(|s| line_of_offset(&text, s.start)),
+                    file,
+                    key: "-".into(),
+                    message: format!("not valid TOML: {}", e.message()),
+                })
+            }
+        };
+        let base_dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        // `<key>_file` secrets, from the TOML and the environment.
+        secrets::resolve_table(&mut table, "", &base_dir, &file, &text)?;
+        let resolved = toml::to_string(&table).map_err(|e| ConfigError {
+            file: file.clone(),
+            line: None,
+            key: "-".into(),
+            message: format!("cannot re-encode the configuration: {e}"),
+        })?;
+        let env = secrets::resolve_env(
+            env.into_iter()
+                .filter(|(k, _)| k.starts_with("LOYALTYD__"))
+                .collect(),
+            &base_dir,
+            &file,
+        )?;
+        let env: config::Map<String, String> = env.into_iter().collect();
         let built = config::Config::builder()
-            .add_source(config::File::from_str(&text, config::FileFormat::Toml))
+            .add_source(config::File::from_str(&resolved, config::FileFormat::Toml))
             .add_source(
                 config::Environment::with_prefix("LOYALTYD")
                     .prefix_separator("__")
@@ -299,7 +316,6 @@ impl Config {
             file: &file,
             text: &text,
         };
-        let base_dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
         validate(path, &base_dir, built, &loc)
     }
 
@@ -724,6 +740,39 @@ webhook_secret = "x"
         assert_eq!(find_key_line(SAMPLE, "server.listen"), Some(3));
     }
 
+    #[test]
+    fn secrets_can_come_from_files_named_in_the_toml_or_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("admin.secret"), "from-an-env-file-123\n").unwrap();
+        std::fs::write(dir.path().join("shopify.secret"), "shpss_from_a_file").unwrap();
+        let p = write_config(
+            dir.path(),
+            "[server]\nadmin_token = \"in-the-toml-1\"\n[[shops]]\nid = \"demo\"\ncurrency = \"USD\"\n[shops.shopify]\nwebhook_secret_file = \"shopify.secret\"\n",
+        );
+        // The environment wins over the TOML, as for every key.
+        let env = vec![(
+            "LOYALTYD__SERVER__ADMIN_TOKEN_FILE".to_string(),
+            dir.path().join("admin.secret").display().to_string(),
+        )];
+        let c = Config::load_with_env(&p, env).unwrap();
+        assert_eq!(c.server.admin_token.expose(), b"from-an-env-file-123");
+        let shopify = c.shops[0].shopify.as_ref().unwrap();
+        assert_eq!(shopify.secrets[0].expose(), b"shpss_from_a_file");
+        // Both forms at once, or a missing file, name the key.
+        let p = write_config(
+            dir.path(),
+            "[server]\nadmin_token = \"x-long-enough\"\nadmin_token_file = \"admin.secret\"\n[[shops]]\nid = \"demo\"\ncurrency = \"USD\"\n",
+        );
+        let e = Config::load_with_env(&p, vec![]).unwrap_err();
+        assert_eq!(e.key, "server.admin_token_file", "{e}");
+        let p = write_config(
+            dir.path(),
+            "[server]\nadmin_token_file = \"nowhere.secret\"\n[[shops]]\nid = \"demo\"\ncurrency = \"USD\"\n",
+        );
+        let e = Config::load_with_env(&p, vec![]).unwrap_err();
+        assert!(e.to_string().contains("cannot read secret file"), "{e}");
+        assert_eq!(e.line, Some(2));
+    }
     #[test]
     fn a_missing_key_points_at_its_table() {
         assert_eq!(find_key_line(SAMPLE, "shops[0].timezone"), Some(9));

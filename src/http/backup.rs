@@ -22,6 +22,7 @@ use crate::ops::backup::{snapshot, Encoder};
 pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
     Router::new()
         .route("/backup", post(backup))
+        .method_not_allowed_fallback(super::error::method_not_allowed)
         .layer(middleware::from_fn_with_state(
             state,
             super::auth::require_token,

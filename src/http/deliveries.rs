@@ -5,14 +5,14 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::admin::shop;
-use super::error::ApiError;
+use super::error::{ApiError, ApiPath, ApiQuery};
 use super::AppState;
 
 /// Deliveries kept per shop.
@@ -99,8 +99,8 @@ pub fn class(status: u16, outcome: &str) -> &'static str {
 )]
 pub async fn list(
     State(state): State<Arc<AppState>>,
-    Path(shop_id): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
+    ApiPath(shop_id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let shop = shop(&state, &shop_id)?;
     let limit = match q.get("limit") {

@@ -109,6 +109,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .merge(dashboard::router(state.clone()))
         .fallback(|| async { error::ApiError::not_found("not_found", "no such endpoint") })
+        .method_not_allowed_fallback(error::method_not_allowed)
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             timeout,

@@ -4,14 +4,14 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::routing::{get, patch};
 use axum::{middleware, Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::admin::{load_member, shop};
-use super::error::ApiError;
+use super::error::{ApiError, ApiJson, ApiPath, ApiQuery};
 use super::AppState;
 use crate::member::MemberId;
 use crate::report::period::parse_bound;
@@ -30,6 +30,7 @@ pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
             "/shops/{shop}/webhooks/deliveries",
             get(super::deliveries::list),
         )
+        .method_not_allowed_fallback(super::error::method_not_allowed)
         .layer(middleware::from_fn_with_state(
             state,
             super::auth::require_token,
@@ -61,8 +62,8 @@ pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
 )]
 async fn list_members(
     State(state): State<Arc<AppState>>,
-    Path(shop_id): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
+    ApiPath(shop_id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let shop = shop(&state, &shop_id)?;
     let limit = match q.get("limit") {
@@ -142,17 +143,11 @@ struct MergeBody {
 )]
 async fn merge(
     State(state): State<Arc<AppState>>,
-    Path(shop_id): Path<String>,
+    ApiPath(shop_id): ApiPath<String>,
     axum::Extension(actor): axum::Extension<super::auth::Actor>,
-    body: axum::body::Bytes,
+    ApiJson(body): ApiJson<MergeBody>,
 ) -> Result<Json<Value>, ApiError> {
     let shop = shop(&state, &shop_id)?;
-    let body: MergeBody = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::bad_request(
-            "invalid_body",
-            format!("expected {{\"into\", \"from\", \"reason\"}}: {e}"),
-        )
-    })?;
     if body.reason.trim().is_empty() {
         return Err(ApiError::bad_request(
             "invalid_body",
@@ -239,17 +234,11 @@ mod double_option {
 )]
 async fn update_profile(
     State(state): State<Arc<AppState>>,
-    Path((shop_id, member_id)): Path<(String, String)>,
-    body: axum::body::Bytes,
+    ApiPath((shop_id, member_id)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<ProfileBody>,
 ) -> Result<Json<Value>, ApiError> {
     let shop = shop(&state, &shop_id)?;
     let m = load_member(&state, shop, &member_id)?;
-    let body: ProfileBody = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::bad_request(
-            "invalid_body",
-            format!("expected {{\"birthday\": \"YYYY-MM-DD\"|null, \"tags\": [..]}}: {e}"),
-        )
-    })?;
     if body.birthday.is_none() && body.tags.is_none() {
         return Err(ApiError::bad_request(
             "invalid_body",
@@ -303,8 +292,8 @@ async fn update_profile(
 )]
 async fn activity(
     State(state): State<Arc<AppState>>,
-    Path(shop_id): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
+    ApiPath(shop_id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<HashMap<String, String>>,
 ) -> Result<Json<crate::report::activity::Activity>, ApiError> {
     let shop = shop(&state, &shop_id)?;
     let bad =
