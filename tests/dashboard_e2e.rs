@@ -566,3 +566,101 @@ async fn a_browser_finds_a_member_redeems_and_sees_the_balance_change() {
         png.len()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dead_letters_are_listed_and_retried_from_the_overview() {
+    use fakeproviders::FakeTwilio;
+    const SID: &str = "AC0123456789abcdef0123456789abcdef";
+    const PHONE: &str = "+15145550142";
+    let twilio = FakeTwilio::start(SID, "test-twilio-auth-token").await;
+    let setup = setup();
+    let path = setup.config_path();
+    let notify = format!(
+        "[notify]\nretry_base_ms = 100\nretry_cap_secs = 1\n\n[notify.sms]\nbase_url = \"{}\"\n\
+         account_sid = \"{SID}\"\nauth_token = \"test-twilio-auth-token\"\nfrom = \"+15005550006\"\n\
+         rate_per_sec = 200\n\n[[shops]]\nid = \"demo\"",
+        twilio.base_url()
+    );
+    let text =
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .replacen("[[shops]]\nid = \"demo\"", &notify, 1);
+    std::fs::write(&path, text).unwrap();
+    let d = setup.start();
+    let consent = String::from_utf8(fixture("customers-update.json"))
+        .unwrap()
+        .replace(
+            "\"sms_marketing_consent\": {\"state\": \"not_subscribed\"",
+            "\"sms_marketing_consent\": {\"state\": \"subscribed\"",
+        );
+    let (s, r) = post_shopify(
+        &d,
+        "demo",
+        "customers/update",
+        "wh-c",
+        consent.as_bytes(),
+        SHOPIFY_SECRET,
+    )
+    .await;
+    assert_eq!(s, 200, "{r}");
+    twilio.unsubscribe(PHONE);
+    ada(&d).await;
+    let mut letter = serde_json::Value::Null;
+    for _ in 0..200 {
+        let (_, l) = admin_get(&d, "/v1/shops/demo/deadletters").await;
+        if let Some(first) = l["dead_letters"].as_array().and_then(|a| a.first()) {
+            letter = first.clone();
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let id = letter["message_id"].as_u64().expect("a dead letter");
+    let retry = format!("/dashboard/shops/demo/deadletters/{id}/sms/retry");
+
+    // Readers see the letter (code, no phone number) but no Retry button, and cannot retry.
+    let p = get(&d, "/dashboard/shops/demo", Some(READER)).await;
+    assert_eq!(p.status, 200);
+    assert!(p.body.contains("id=\"dead-letters\""), "{}", p.body);
+    assert!(p.body.contains("code 21610"));
+    assert!(!p.body.contains(PHONE));
+    assert!(!p.body.contains(&retry));
+    let p = post(
+        &d,
+        &retry,
+        Some(READER),
+        &[("csrf", &field(&p.body, "csrf"))],
+    )
+    .await;
+    assert_eq!(p.status, 403);
+
+    // A writer retries it once the member can receive texts again: it goes out.
+    let member = letter["member_id"].as_str().unwrap();
+    let (s, r) = admin_put(
+        &d,
+        &format!("/v1/shops/demo/members/{member}/consent"),
+        serde_json::json!({"sms": true}),
+    )
+    .await;
+    assert_eq!(s, 200, "{r}");
+    twilio.resubscribe(PHONE);
+    let p = get(&d, "/dashboard/shops/demo", Some(TILL)).await;
+    assert!(p.body.contains(&retry), "{}", p.body);
+    let csrf = field(&p.body, "csrf");
+    let bad = post(&d, &retry, Some(TILL), &[("csrf", "nope")]).await;
+    assert_eq!(bad.status, 403);
+    let before = twilio.requests().len();
+    let p = post(&d, &retry, Some(TILL), &[("csrf", &csrf)]).await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    let back = p.location.unwrap();
+    assert_eq!(back, format!("/dashboard/shops/demo?retried={id}/sms"));
+    let got = twilio
+        .wait_for(before + 1, std::time::Duration::from_secs(10))
+        .await;
+    assert_eq!(got.last().map(|r| r.status), Some(201), "{got:#?}");
+    let p = get(&d, &back, Some(TILL)).await;
+    assert!(p
+        .body
+        .contains(&format!("Notification {id} (sms) is back in the outbox")));
+    let p = post(&d, &retry, Some(TILL), &[("csrf", &csrf)]).await;
+    assert_eq!(p.status, 404, "a retried letter is gone");
+}
