@@ -114,6 +114,8 @@ pub fn router(state: Arc<AppState>) -> Router {
             axum::http::StatusCode::REQUEST_TIMEOUT,
             timeout,
         ))
+        // Outside the timeout: its 408 gets the same JSON error shape as the rest.
+        .layer(axum::middleware::map_response(timeout_body))
         // Every request gets an `x-request-id` (kept if the caller sent one), logged on
         // its span, answered back, and carried by the notifications it causes.
         .layer(
@@ -211,6 +213,21 @@ async fn readyz(
             "notifier_last_pass": beat,
         })),
     )
+}
+
+async fn timeout_body(r: axum::response::Response) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if r.status() == axum::http::StatusCode::REQUEST_TIMEOUT
+        && r.headers().get(axum::http::header::CONTENT_TYPE).is_none()
+    {
+        return error::ApiError::new(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "the request took longer than server.request_timeout_secs",
+        )
+        .into_response();
+    }
+    r
 }
 
 async fn healthz() -> Json<serde_json::Value> {
