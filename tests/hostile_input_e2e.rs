@@ -51,6 +51,15 @@ fn signed(body: &[u8], webhook_id: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// (name, headers, body, expected status, expected error code)
+type SignatureCase = (
+    &'static str,
+    Vec<(&'static str, String)>,
+    Vec<u8>,
+    u16,
+    &'static str,
+);
+
 fn code(v: &serde_json::Value) -> &str {
     v["error"]["code"].as_str().unwrap_or("<no error.code>")
 }
@@ -75,7 +84,7 @@ async fn forged_stale_reused_and_malformed_webhooks_are_refused_with_json_and_ch
     let mut tried = 0;
 
     // Signatures: wrong secret, missing, garbage, another body's (reused), stale.
-    let cases: Vec<(&str, Vec<(&str, String)>, Vec<u8>, u16, &str)> = vec![
+    let cases: Vec<SignatureCase> = vec![
         (
             "wrong secret",
             {
