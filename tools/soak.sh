@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Soak test: the load generator at a moderate, steady rate against the release daemon,
+# sampling every SAMPLE_SECS the daemon's RSS, open files, database size and the
+# interval's webhook latency (p50/p99). Fails if RSS or open files keep growing
+# (end > 2 x the first sample + 64 MiB, or > first + 32 files) or if any webhook failed.
+#
+#   SOAK_SECS=1800 SAMPLE_SECS=60 tools/soak.sh     # the documented 30-minute run
+#   SOAK_SECS=120 SAMPLE_SECS=20 tools/soak.sh      # the CI version
+# Knobs: RATE (300 req/s), MEMBERS (2000), PORT (18282), NO_BUILD=1, KEEP=1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SOAK_SECS=${SOAK_SECS:-120}
+SAMPLE_SECS=${SAMPLE_SECS:-20}
+RATE=${RATE:-300}
+MEMBERS=${MEMBERS:-2000}
+PORT=${PORT:-18282}
+BASE="http://127.0.0.1:$PORT"
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+if [ -z "${NO_BUILD:-}" ]; then
+    cargo build --release -p loyaltyd -p loyaltyd-loadgen
+fi
+LOYALTYD=$TARGET_DIR/release/loyaltyd
+LOADGEN=$TARGET_DIR/release/loadgen
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/loyaltyd-soak.XXXXXX")
+DAEMON_PID=""
+cleanup() {
+    local rc=$?
+    if [ -n "$DAEMON_PID" ]; then kill -TERM "$DAEMON_PID" 2>/dev/null || true; wait "$DAEMON_PID" 2>/dev/null || true; fi
+    if [ -n "${KEEP:-}" ]; then echo "soak: kept $TMP"; else rm -rf "$TMP"; fi
+    exit "$rc"
+}
+trap cleanup EXIT
+
+cat >"$TMP/rules.toml" <<'EOF2'
+[earn]
+points_per_unit = "1"
+
+[points]
+expiry = "fixed"
+expiry_days = 365
+
+[[rewards]]
+id = "free-coffee"
+name = "Free coffee"
+points = 50
+EOF2
+cat >"$TMP/loyaltyd.toml" <<EOF2
+[server]
+listen = "127.0.0.1:$PORT"
+admin_token = "soak-admin-token"
+
+[storage]
+path = "$TMP/data"
+
+[notify.console]
+file = "$TMP/notifications.log"
+
+[[shops]]
+id = "demo"
+currency = "USD"
+timezone = "America/New_York"
+rules = "rules.toml"
+
+[shops.shopify]
+webhook_secret = "soak-secret"
+EOF2
+
+RUST_LOG=warn "$LOYALTYD" serve --config "$TMP/loyaltyd.toml" >"$TMP/daemon.out" 2>"$TMP/daemon.log" &
+DAEMON_PID=$!
+for _ in $(seq 1 300); do
+    curl -fsS -o /dev/null --max-time 1 "$BASE/healthz" 2>/dev/null && break
+    sleep 0.1
+done
+
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$DAEMON_PID/status"; }
+fds() { ls "/proc/$DAEMON_PID/fd" | wc -l; }
+db_bytes() { du -sb "$TMP/data" | cut -f1; }
+
+printf '%6s %10s %6s %12s %10s %9s %9s %8s\n' t_s rss_kib fds db_bytes ok_2xx p50_ms p99_ms errors
+samples=$(( SOAK_SECS / SAMPLE_SECS ))
+first_rss=""; first_fds=""; failed=0; total=0
+for i in $(seq 1 "$samples"); do
+    out=$("$LOADGEN" run --url "$BASE" --secret soak-secret --members "$MEMBERS" \
+        --rate "$RATE" --concurrency 32 --duration "$SAMPLE_SECS" --id-prefix "soak$i" 2>&1 | grep '^RESULT ' | sed 's/^RESULT //')
+    ok=$(echo "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["ok_2xx"])')
+    p50=$(echo "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["latency_ms"]["p50"])')
+    p99=$(echo "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["latency_ms"]["p99"])')
+    err=$(echo "$out" | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["responses"]-r["ok_2xx"]+sum(r["errors"].values()))')
+    rss=$(rss_kib); f=$(fds); db=$(db_bytes)
+    [ -z "$first_rss" ] && first_rss=$rss && first_fds=$f
+    failed=$(( failed + err )); total=$(( total + ok ))
+    printf '%6d %10d %6d %12d %10d %9s %9s %8d\n' $(( i * SAMPLE_SECS )) "$rss" "$f" "$db" "$ok" "$p50" "$p99" "$err"
+done
+end_rss=$(rss_kib); end_fds=$(fds)
+echo "SOAK {\"secs\":$SOAK_SECS,\"rate\":$RATE,\"acked\":$total,\"failed\":$failed,\"rss_kib_first\":$first_rss,\"rss_kib_end\":$end_rss,\"fds_first\":$first_fds,\"fds_end\":$end_fds}"
+ok=1
+[ "$failed" -eq 0 ] || { echo "soak: $failed webhooks failed" >&2; ok=0; }
+[ "$end_rss" -le $(( first_rss * 2 + 65536 )) ] || { echo "soak: RSS grew from $first_rss to $end_rss KiB" >&2; ok=0; }
+[ "$end_fds" -le $(( first_fds + 32 )) ] || { echo "soak: open files grew from $first_fds to $end_fds" >&2; ok=0; }
+"$LOYALTYD" --version >/dev/null
+kill -TERM "$DAEMON_PID"; wait "$DAEMON_PID"; DAEMON_PID=""
+"$LOYALTYD" verify --config "$TMP/loyaltyd.toml" >/dev/null || { echo "soak: verify failed" >&2; ok=0; }
+[ "$ok" -eq 1 ] && echo "SOAK PASSED" || { echo "SOAK FAILED"; exit 1; }
