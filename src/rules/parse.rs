@@ -161,9 +161,12 @@ fn key_at(text: &str, offset: usize) -> String {
     let key = key_here.or_else(|| {
         before.rfind('=').map(|eq| {
             let head = before[..eq].trim_end();
+            // Just after the last character that cannot be part of a key (which may be
+            // several bytes long: `i + 1` would split it).
             let start = head
-                .rfind(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-' || c == '"'))
-                .map(|i| i + 1)
+                .char_indices()
+                .rfind(|&(_, c)| !(c.is_alphanumeric() || c == '_' || c == '-' || c == '"'))
+                .map(|(i, c)| i + c.len_utf8())
                 .unwrap_or(0);
             head[start..].trim_matches('"').to_string()
         })
