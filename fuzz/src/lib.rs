@@ -482,6 +482,16 @@ pub fn config_file(data: &[u8]) {
         .filter_map(|l| l.split_once('='))
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
+    // The config names files to read (`rules`, `<key>_file` secrets), as the operator
+    // wishes; `/dev/zero` or `/dev/stdin` would never finish reading. Not inputs to try.
+    let names_a_device = |b: &[u8]| {
+        [&b"dev/"[..], b"proc/", b"sys/"]
+            .iter()
+            .any(|d| b.windows(d.len()).any(|w| w == *d))
+    };
+    if names_a_device(data) {
+        return;
+    }
     let path = config_dir().join("loyaltyd.toml");
     std::fs::write(&path, text).expect("write the config");
     if let Ok(config) = loyaltyd::config::Config::load_with_env(&path, env) {
