@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Soak test: the load generator at a moderate, steady rate against the release daemon,
 # sampling every SAMPLE_SECS the daemon's RSS, open files, database size and the
-# interval's webhook latency (p50/p99). Fails if RSS or open files keep growing
-# (end > 2 x the first sample + 64 MiB, or > first + 32 files) or if any webhook failed.
+# interval's webhook latency (p50/p99). Fails if any webhook failed, if open files grow
+# (> first + 32), or if RSS passes MAX_RSS_MIB (default 512): sled keeps a 64 MiB page
+# cache plus per-page metadata that grows slowly with the database, so RSS is bounded
+# by configuration and data size, not by time.
 #
 #   SOAK_SECS=1800 SAMPLE_SECS=60 tools/soak.sh     # the documented 30-minute run
 #   SOAK_SECS=120 SAMPLE_SECS=20 tools/soak.sh      # the CI version
@@ -97,7 +99,7 @@ end_rss=$(rss_kib); end_fds=$(fds)
 echo "SOAK {\"secs\":$SOAK_SECS,\"rate\":$RATE,\"acked\":$total,\"failed\":$failed,\"rss_kib_first\":$first_rss,\"rss_kib_end\":$end_rss,\"fds_first\":$first_fds,\"fds_end\":$end_fds}"
 ok=1
 [ "$failed" -eq 0 ] || { echo "soak: $failed webhooks failed" >&2; ok=0; }
-[ "$end_rss" -le $(( first_rss * 2 + 65536 )) ] || { echo "soak: RSS grew from $first_rss to $end_rss KiB" >&2; ok=0; }
+[ "$end_rss" -le $(( ${MAX_RSS_MIB:-512} * 1024 )) ] || { echo "soak: RSS grew from $first_rss to $end_rss KiB (limit ${MAX_RSS_MIB:-512} MiB)" >&2; ok=0; }
 [ "$end_fds" -le $(( first_fds + 32 )) ] || { echo "soak: open files grew from $first_fds to $end_fds" >&2; ok=0; }
 "$LOYALTYD" --version >/dev/null
 kill -TERM "$DAEMON_PID"; wait "$DAEMON_PID"; DAEMON_PID=""
