@@ -55,6 +55,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     if !config.storage.durable_acks {
         tracing::warn!("storage.durable_acks = false: webhooks are acknowledged before they are on disk (benchmarking only)");
     }
+    let shutdown = shutdown_signal();
     // Tests and scripts read this line to learn the port when `listen` uses port 0.
     {
         let mut out = std::io::stdout().lock();
@@ -87,7 +88,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     ));
     let watcher = tokio::spawn(watch_rules(state.clone(), stop_tx.subscribe()));
     axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(shutdown)
         .await
         .context("HTTP server failed")?;
 
@@ -207,27 +208,46 @@ async fn watch_rules(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for SIGINT");
-            std::future::pending::<()>().await;
-        }
-    };
+/// The SIGINT/SIGTERM handlers, registered at once: a signal arriving any time after
+/// the "listening" line starts a graceful stop instead of killing the process.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
+    let handlers = (
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()),
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()),
+    );
+    async move {
+        #[cfg(unix)]
+        let (ctrl_c, term) = {
+            let (int, term) = handlers;
+            let wait = |s: std::io::Result<tokio::signal::unix::Signal>, name: &'static str| async move {
+                match s {
+                    Ok(mut s) => {
+                        s.recv().await;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot listen for {name}");
+                        std::future::pending::<()>().await;
+                    }
+                }
+            };
+            (wait(int, "SIGINT"), wait(term, "SIGTERM"))
+        };
+        #[cfg(not(unix))]
+        let (ctrl_c, term) = (
+            async {
+                let _ = tokio::signal::ctrl_c().await;
+            },
+            std::future::pending::<()>(),
+        );
+        shutdown_select(ctrl_c, term).await
+    }
+}
+
+async fn shutdown_select(
+    ctrl_c: impl std::future::Future<Output = ()>,
+    term: impl std::future::Future<Output = ()>,
+) {
     tokio::select! {
         _ = ctrl_c => tracing::info!("SIGINT received"),
         _ = term => tracing::info!("SIGTERM received"),
