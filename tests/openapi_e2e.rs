@@ -42,6 +42,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/shops/{shop}/members/merge"),
     ("patch", "/v1/shops/{shop}/members/{member_id}/profile"),
     ("get", "/v1/shops/{shop}/reports/activity"),
+    ("get", "/v1/shops/{shop}/program"),
     ("get", "/v1/shops/{shop}/webhooks/deliveries"),
     ("post", "/v1/backup"),
 ];
@@ -892,6 +893,18 @@ async fn the_openapi_document_lists_every_route_and_matches_live_answers() {
         .body(r#"{"tags": []}"#)
         .token(Some(READER))
         .expect(&d, &doc, 403, Some("forbidden_role"))
+        .await;
+
+    // The program in force.
+    let t = "/v1/shops/{shop}/program";
+    let (prog, _) = call("get", t, "/v1/shops/demo/program")
+        .token(Some(READER))
+        .expect(&d, &doc, 200, None)
+        .await;
+    assert_eq!(prog["rewards"][0]["id"], "free-coffee", "{prog}");
+    call("get", t, "/v1/shops/demo/program")
+        .token(None)
+        .expect(&d, &doc, 401, Some("unauthorized"))
         .await;
 
     // Activity report.

@@ -63,6 +63,7 @@ use super::{
         operator::merge,
         operator::update_profile,
         operator::activity,
+        operator::program,
         deliveries::list,
         backup::backup,
     ),
@@ -512,6 +513,58 @@ pub struct ProfileDoc {
     pub birthday: Option<NaiveDate>,
     /// Tags.
     pub tags: Vec<String>,
+}
+
+/// A reward. Mirrors `rules::Reward`.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Reward)]
+pub struct RewardDoc {
+    /// Id used by the redemption API.
+    pub id: String,
+    /// Name shown to staff and members.
+    pub name: String,
+    /// Points it costs.
+    pub points: i64,
+    /// `item`, `amount_off`, `percent_off` or `free_shipping`.
+    pub kind: String,
+    /// Amount or percentage (decimal string) for `amount_off` / `percent_off`.
+    pub value: Option<String>,
+}
+
+/// A tier level. Mirrors `rules::tiers::TierLevel`.
+#[derive(Serialize, ToSchema)]
+#[schema(as = TierLevel)]
+pub struct TierLevelDoc {
+    /// Name.
+    pub name: String,
+    /// Points or spend needed in the window (decimal string).
+    pub threshold: String,
+}
+
+/// A tier program. Mirrors `rules::tiers::TierProgram`.
+#[derive(Serialize, ToSchema)]
+#[schema(as = TierProgram)]
+pub struct TierProgramDoc {
+    /// `points` or `spend`.
+    pub basis: String,
+    /// `rolling_12_months` or `calendar_year`.
+    pub window: String,
+    /// `old_tier` or `new_tier`.
+    pub crossing_sale: String,
+    /// Levels, lowest threshold first.
+    pub levels: Vec<TierLevelDoc>,
+}
+
+/// The program in force.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Program)]
+pub struct ProgramDoc {
+    /// Version (hash) of the rules file.
+    pub rules_version: String,
+    /// The rewards catalogue.
+    pub rewards: Vec<RewardDoc>,
+    /// Tiers, if the shop has them.
+    pub tiers: Option<TierProgramDoc>,
 }
 
 /// One local day's movements. Mirrors `report::activity::Day`.

@@ -19,6 +19,7 @@ use crate::report::period::parse_bound;
 /// The routes, behind the token check.
 pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
     Router::new()
+        .route("/shops/{shop}/program", get(program))
         .route("/shops/{shop}/members", get(list_members))
         .route("/shops/{shop}/members/merge", axum::routing::post(merge))
         .route(
@@ -107,6 +108,35 @@ async fn list_members(
         }));
     }
     Ok(Json(json!({"members": members, "next": page.next})))
+}
+
+/// `GET /v1/shops/{shop}/program`: the rules in force — rewards catalogue, tiers and
+/// the rules version.
+#[utoipa::path(
+    get,
+    path = "/v1/shops/{shop}/program",
+    operation_id = "get_program",
+    tag = "program",
+    security(("bearer" = [])),
+    params(("shop" = String, Path, description = "Shop id")),
+    responses(
+        (status = 200, description = "Rewards catalogue and tiers in force", body = super::openapi::ProgramDoc),
+        (status = 401, description = "`unauthorized`", body = super::error::ErrorBody),
+        (status = 403, description = "`forbidden_shop`, `forbidden_role`", body = super::error::ErrorBody),
+        (status = 404, description = "`unknown_shop`", body = super::error::ErrorBody),
+    )
+)]
+async fn program(
+    State(state): State<Arc<AppState>>,
+    ApiPath(shop_id): ApiPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    let shop = shop(&state, &shop_id)?;
+    let rules = shop.rules.current();
+    Ok(Json(json!({
+        "rules_version": rules.version,
+        "rewards": rules.rewards,
+        "tiers": rules.tiers,
+    })))
 }
 
 /// Body of `POST …/members/merge`.
