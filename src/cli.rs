@@ -588,12 +588,25 @@ fn verify_all(c: &Config) -> anyhow::Result<()> {
 }
 
 fn open_ledger(c: &Config) -> anyhow::Result<crate::ledger::Ledger> {
-    let ledger = crate::ledger::Ledger::open_offline(&c.storage.path).map_err(|e| {
-        anyhow::anyhow!(
-            "cannot open the ledger at {}: {e}",
-            c.storage.path.display()
-        )
-    })?;
+    // sled releases its file lock when its background threads let go of the database,
+    // a moment after the last handle is dropped (e.g. right after `restore` wrote it, or
+    // a daemon exited): wait up to 3 s for the lock before reporting it as taken.
+    let mut attempts = 0;
+    let ledger = loop {
+        match crate::ledger::Ledger::open_offline(&c.storage.path) {
+            Ok(l) => break l,
+            Err(e) if attempts < 30 && e.to_string().contains("could not acquire lock") => {
+                attempts += 1;
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            Err(e) => {
+                return Err(anyhow::anyhow!(
+                    "cannot open the ledger at {}: {e}",
+                    c.storage.path.display()
+                ))
+            }
+        }
+    };
     for shop in &c.shops {
         ledger.set_rewards(&shop.id, shop.rules.current().rewards.clone());
     }
