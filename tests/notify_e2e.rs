@@ -39,6 +39,15 @@ fn setup(twilio: &FakeTwilio, sendgrid: Option<&FakeSendGrid>, extra: &str) -> S
     setup
 }
 
+/// 1 point per unit and no rewards in reach: exactly one message per sale.
+fn no_rewards(setup: &Setup) {
+    std::fs::write(
+        setup.dir.path().join("rules.toml"),
+        "[earn]\npoints_per_unit = \"1\"\n",
+    )
+    .unwrap();
+}
+
 /// Ada's Shopify customer record, with SMS consent given.
 fn ada_with_sms_consent() -> Vec<u8> {
     String::from_utf8(fixture("customers-update.json"))
@@ -121,11 +130,7 @@ async fn three_503s_then_success_deliver_the_message_once_on_the_fourth_attempt(
     let twilio = FakeTwilio::start(SID, TOKEN).await;
     let setup = setup(&twilio, None, "");
     // No reward in reach: exactly one message per sale.
-    std::fs::write(
-        setup.dir.path().join("rules.toml"),
-        "[earn]\npoints_per_unit = \"1\"\n",
-    )
-    .unwrap();
+    no_rewards(&setup);
     let d = setup.start();
     customer(&d, "wh-c", &ada_with_sms_consent()).await;
     twilio.script(vec![
@@ -160,11 +165,7 @@ async fn three_503s_then_success_deliver_the_message_once_on_the_fourth_attempt(
 async fn messages_queued_when_the_daemon_is_killed_are_each_delivered_once_after_restart() {
     let twilio = FakeTwilio::start(SID, TOKEN).await;
     let setup = setup(&twilio, None, "");
-    std::fs::write(
-        setup.dir.path().join("rules.toml"),
-        "[earn]\npoints_per_unit = \"1\"\n",
-    )
-    .unwrap();
+    no_rewards(&setup);
     let d = setup.start();
     customer(&d, "wh-c", &ada_with_sms_consent()).await;
     // Twilio is down while five sales come in.
@@ -197,11 +198,7 @@ async fn messages_queued_when_the_daemon_is_killed_are_each_delivered_once_after
 async fn twilio_21610_dead_letters_the_message_withdraws_consent_and_staff_can_retry() {
     let twilio = FakeTwilio::start(SID, TOKEN).await;
     let setup = setup(&twilio, None, "");
-    std::fs::write(
-        setup.dir.path().join("rules.toml"),
-        "[earn]\npoints_per_unit = \"1\"\n",
-    )
-    .unwrap();
+    no_rewards(&setup);
     let d = setup.start();
     customer(&d, "wh-c", &ada_with_sms_consent()).await;
     twilio.unsubscribe(PHONE);
@@ -295,11 +292,7 @@ async fn inbound(d: &Daemon, params: &[(&str, &str)], signature: &str) -> (u16, 
 async fn a_stop_reply_verified_by_signature_withdraws_consent_and_start_restores_it() {
     let twilio = FakeTwilio::start(SID, TOKEN).await;
     let setup = setup(&twilio, None, "");
-    std::fs::write(
-        setup.dir.path().join("rules.toml"),
-        "[earn]\npoints_per_unit = \"1\"\n",
-    )
-    .unwrap();
+    no_rewards(&setup);
     let d = setup.start();
     customer(&d, "wh-c", &ada_with_sms_consent()).await;
     let url = format!("{}/webhooks/demo/twilio/inbound", d.base);
@@ -353,11 +346,7 @@ async fn quiet_hours_defer_messages_instead_of_dropping_them() {
     let start = (now - chrono::Duration::minutes(1)).format("%H:%M");
     let end = (now + chrono::Duration::minutes(2)).format("%H:%M");
     let setup = setup(&twilio, None, &format!("quiet_hours = \"{start}-{end}\""));
-    std::fs::write(
-        setup.dir.path().join("rules.toml"),
-        "[earn]\npoints_per_unit = \"1\"\n",
-    )
-    .unwrap();
+    no_rewards(&setup);
     let d = setup.start();
     customer(&d, "wh-c", &ada_with_sms_consent()).await;
     sale(&d, 1).await;
@@ -384,11 +373,7 @@ async fn email_goes_to_sendgrid_only_with_email_consent() {
     let twilio = FakeTwilio::start(SID, TOKEN).await;
     let sendgrid = FakeSendGrid::start("SG.test-key").await;
     let setup = setup(&twilio, Some(&sendgrid), "");
-    std::fs::write(
-        setup.dir.path().join("rules.toml"),
-        "[earn]\npoints_per_unit = \"1\"\n",
-    )
-    .unwrap();
+    no_rewards(&setup);
     let d = setup.start();
     // Ada: e-mail consent yes, SMS consent no (the fixture as Shopify sent it).
     customer(&d, "wh-c", &fixture("customers-update.json")).await;
@@ -417,11 +402,7 @@ async fn email_goes_to_sendgrid_only_with_email_consent() {
 async fn a_members_messages_within_the_coalescing_window_go_out_as_one() {
     let twilio = FakeTwilio::start(SID, TOKEN).await;
     let setup = setup(&twilio, None, "coalesce_secs = 2");
-    std::fs::write(
-        setup.dir.path().join("rules.toml"),
-        "[earn]\npoints_per_unit = \"1\"\n",
-    )
-    .unwrap();
+    no_rewards(&setup);
     let d = setup.start();
     customer(&d, "wh-c", &ada_with_sms_consent()).await;
     for n in 1..=3 {
@@ -444,11 +425,7 @@ async fn a_members_messages_within_the_coalescing_window_go_out_as_one() {
 async fn the_cli_lists_and_requeues_dead_letters_of_a_stopped_daemon() {
     let twilio = FakeTwilio::start(SID, TOKEN).await;
     let setup = setup(&twilio, None, "");
-    std::fs::write(
-        setup.dir.path().join("rules.toml"),
-        "[earn]\npoints_per_unit = \"1\"\n",
-    )
-    .unwrap();
+    no_rewards(&setup);
     let d = setup.start();
     customer(&d, "wh-c", &ada_with_sms_consent()).await;
     // An invalid-number answer is permanent: straight to the dead letters.

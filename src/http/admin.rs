@@ -411,16 +411,7 @@ pub async fn ledger(
 ) -> Result<Json<LedgerResponse>, ApiError> {
     let shop = shop(&state, &shop_id)?;
     let m = load_member(&state, shop, &member_id)?;
-    let limit = match q.get("limit") {
-        None => 100,
-        Some(l) => l
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=1000).contains(n))
-            .ok_or_else(|| {
-                ApiError::bad_request("invalid_limit", "limit must be an integer from 1 to 1000")
-            })?,
-    };
+    let limit = super::error::query_limit(&q, 100, 1000)?;
     let postings = state
         .ledger
         .member_postings(&shop.id, &m.id, limit)

@@ -51,6 +51,35 @@ impl DeliveryLog {
         }
     }
 
+    /// Record the answer given to a request that arrived at `started`, if `shop` is a
+    /// configured shop (unknown shop ids are not kept: anyone can make them up).
+    pub fn record_answer(
+        &self,
+        state: &AppState,
+        shop: &str,
+        adapter: &str,
+        outcome: &str,
+        status: u16,
+        started: std::time::Instant,
+    ) {
+        let known = loyaltyd_adapter::ShopId::new(shop)
+            .ok()
+            .is_some_and(|s| state.shop(&s).is_some());
+        if known {
+            self.record(
+                shop,
+                Delivery {
+                    at: Utc::now(),
+                    adapter: adapter.to_string(),
+                    class: class(status, outcome),
+                    outcome: outcome.to_string(),
+                    status,
+                    took_ms: started.elapsed().as_secs_f64() * 1000.0,
+                },
+            );
+        }
+    }
+
     /// A shop's deliveries, newest first.
     pub fn recent(&self, shop: &str) -> Vec<Delivery> {
         self.0
@@ -103,16 +132,7 @@ pub async fn list(
     ApiQuery(q): ApiQuery<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let shop = shop(&state, &shop_id)?;
-    let limit = match q.get("limit") {
-        None => 100,
-        Some(l) => l
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=KEEP).contains(n))
-            .ok_or_else(|| {
-                ApiError::bad_request("invalid_limit", "limit must be an integer from 1 to 500")
-            })?,
-    };
+    let limit = super::error::query_limit(&q, 100, KEEP)?;
     if let Some(c) = q.get("class") {
         if !["accepted", "ignored", "rejected"].contains(&c.as_str()) {
             return Err(ApiError::bad_request(

@@ -234,6 +234,59 @@ pub async fn not_found() -> ApiError {
     ApiError::not_found("not_found", "no such endpoint")
 }
 
+/// The `limit` query parameter: `default` when absent, else an integer in `1..=max`
+/// (400 `invalid_limit` otherwise).
+pub fn query_limit(
+    q: &std::collections::HashMap<String, String>,
+    default: usize,
+    max: usize,
+) -> Result<usize, ApiError> {
+    match q.get("limit") {
+        None => Ok(default),
+        Some(l) => l
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_limit",
+                    format!("limit must be an integer from 1 to {max}"),
+                )
+            }),
+    }
+}
+
+/// The `from` / `to` query parameters of a report, read in the shop's time zone: `from`
+/// absent means the beginning, `to` absent means now (400 `invalid_period` when a
+/// bound does not parse or `from` is after `to`).
+pub fn query_period(
+    q: &std::collections::HashMap<String, String>,
+    timezone: chrono_tz::Tz,
+) -> Result<
+    (
+        Option<chrono::DateTime<chrono::Utc>>,
+        chrono::DateTime<chrono::Utc>,
+    ),
+    ApiError,
+> {
+    use crate::report::period::parse_bound;
+    let bad =
+        |e: crate::report::period::BadBound| ApiError::bad_request("invalid_period", e.to_string());
+    let from = q
+        .get("from")
+        .map(|v| parse_bound("from", v, timezone, false))
+        .transpose()
+        .map_err(bad)?;
+    let to = match q.get("to") {
+        Some(v) => parse_bound("to", v, timezone, true).map_err(bad)?,
+        None => chrono::Utc::now(),
+    };
+    if from.is_some_and(|f| f > to) {
+        return Err(ApiError::bad_request("invalid_period", "from is after to"));
+    }
+    Ok((from, to))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,7 +14,6 @@ use super::admin::{load_member, shop};
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery};
 use super::AppState;
 use crate::member::MemberId;
-use crate::report::period::parse_bound;
 
 /// The routes, behind the token check.
 pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
@@ -67,16 +66,7 @@ async fn list_members(
     ApiQuery(q): ApiQuery<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let shop = shop(&state, &shop_id)?;
-    let limit = match q.get("limit") {
-        None => 50,
-        Some(l) => l
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=500).contains(n))
-            .ok_or_else(|| {
-                ApiError::bad_request("invalid_limit", "limit must be an integer from 1 to 500")
-            })?,
-    };
+    let limit = super::error::query_limit(&q, 50, 500)?;
     let after = match q.get("after") {
         None => None,
         Some(a) => Some(MemberId::parse(a).ok_or_else(|| {
@@ -326,20 +316,7 @@ async fn activity(
     ApiQuery(q): ApiQuery<HashMap<String, String>>,
 ) -> Result<Json<crate::report::activity::Activity>, ApiError> {
     let shop = shop(&state, &shop_id)?;
-    let bad =
-        |e: crate::report::period::BadBound| ApiError::bad_request("invalid_period", e.to_string());
-    let from = q
-        .get("from")
-        .map(|v| parse_bound("from", v, shop.timezone, false))
-        .transpose()
-        .map_err(bad)?;
-    let to = match q.get("to") {
-        Some(v) => parse_bound("to", v, shop.timezone, true).map_err(bad)?,
-        None => chrono::Utc::now(),
-    };
-    if from.is_some_and(|f| f > to) {
-        return Err(ApiError::bad_request("invalid_period", "from is after to"));
-    }
+    let (from, to) = super::error::query_period(&q, shop.timezone)?;
     let (ledger, shop) = (state.ledger.clone(), shop.clone());
     let report = tokio::task::spawn_blocking(move || {
         crate::report::activity::activity(&ledger, &shop, from, to)

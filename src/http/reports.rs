@@ -11,7 +11,6 @@ use super::error::{ApiError, ApiPath, ApiQuery, ErrorBody};
 use super::openapi::LiabilityReportDoc;
 use super::AppState;
 use crate::report::liability::{liability as build, LiabilityReport};
-use crate::report::period::parse_bound;
 
 /// The points liability over a period: opening and closing points, movements,
 /// breakage by cohort and ageing.
@@ -41,20 +40,7 @@ pub async fn liability(
     ApiQuery(q): ApiQuery<HashMap<String, String>>,
 ) -> Result<Json<LiabilityReport>, ApiError> {
     let shop = shop(&state, &shop_id)?;
-    let bad =
-        |e: crate::report::period::BadBound| ApiError::bad_request("invalid_period", e.to_string());
-    let from = q
-        .get("from")
-        .map(|v| parse_bound("from", v, shop.timezone, false))
-        .transpose()
-        .map_err(bad)?;
-    let to = match q.get("to") {
-        Some(v) => parse_bound("to", v, shop.timezone, true).map_err(bad)?,
-        None => chrono::Utc::now(),
-    };
-    if from.is_some_and(|f| f > to) {
-        return Err(ApiError::bad_request("invalid_period", "from is after to"));
-    }
+    let (from, to) = super::error::query_period(&q, shop.timezone)?;
     let ledger = state.ledger.clone();
     let shop = shop.clone();
     // Reports replay the journal: keep that off the async workers.

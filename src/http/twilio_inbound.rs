@@ -72,23 +72,14 @@ pub async fn inbound(
     let started = std::time::Instant::now();
     let (outcome, response) = handle(&state, &shop_id, &uri, &headers, &body);
     state.metrics.webhook("twilio", outcome, started.elapsed());
-    let known = loyaltyd_adapter::ShopId::new(shop_id.as_str())
-        .ok()
-        .is_some_and(|s| state.shop(&s).is_some());
-    if known {
-        let status = response.status().as_u16();
-        state.webhook_log.record(
-            &shop_id,
-            super::deliveries::Delivery {
-                at: chrono::Utc::now(),
-                adapter: "twilio".into(),
-                class: super::deliveries::class(status, outcome),
-                outcome: outcome.to_string(),
-                status,
-                took_ms: started.elapsed().as_secs_f64() * 1000.0,
-            },
-        );
-    }
+    state.webhook_log.record_answer(
+        &state,
+        &shop_id,
+        "twilio",
+        outcome,
+        response.status().as_u16(),
+        started,
+    );
     response
 }
 

@@ -32,28 +32,15 @@ pub async fn receive(
     } else {
         "unknown".to_string()
     };
-    let known_shop = loyaltyd_adapter::ShopId::new(shop.as_str())
-        .ok()
-        .filter(|s| state.shop(s).is_some());
-    let (result, outcome) = handle(&state, shop, &adapter_name, headers, body).await;
+    let (result, outcome) = handle(&state, shop.clone(), &adapter_name, headers, body).await;
     state.metrics.webhook(&label, outcome, started.elapsed());
-    if let Some(shop) = known_shop {
-        let status = match &result {
-            Ok(r) => r.status().as_u16(),
-            Err(e) => e.status.as_u16(),
-        };
-        state.webhook_log.record(
-            shop.as_str(),
-            super::deliveries::Delivery {
-                at: chrono::Utc::now(),
-                adapter: label,
-                class: super::deliveries::class(status, outcome),
-                outcome: outcome.to_string(),
-                status,
-                took_ms: started.elapsed().as_secs_f64() * 1000.0,
-            },
-        );
-    }
+    let status = match &result {
+        Ok(r) => r.status().as_u16(),
+        Err(e) => e.status.as_u16(),
+    };
+    state
+        .webhook_log
+        .record_answer(&state, &shop, &label, outcome, status, started);
     result
 }
 
