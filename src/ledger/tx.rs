@@ -393,20 +393,22 @@ impl<'a> Tx<'a> {
             .filter(|r| r.points > available.0)
             .min_by_key(|r| r.points)
             .map(|r| (r.name.clone(), Points(r.points)));
-        let lots = self.lots(&member.id)?;
-        let next_expiry = lots
-            .lots
-            .iter()
-            .filter(|l| !l.is_pending() && l.remaining.0 > 0)
-            .filter_map(|l| l.expires_at.map(|at| (at, l.remaining)))
-            .fold(
-                None,
-                |acc: Option<(chrono::DateTime<chrono::Utc>, Points)>, (at, p)| match acc {
-                    Some((t, sum)) if t == at => Some((t, sum + p)),
-                    Some((t, sum)) if t < at => Some((t, sum)),
-                    _ => Some((at, p)),
-                },
-            );
+        // Read in place: this runs for every message on the ingest path.
+        let next_expiry = self.with_member(&member.id, |st| {
+            st.lots
+                .lots
+                .iter()
+                .filter(|l| !l.is_pending() && l.remaining.0 > 0)
+                .filter_map(|l| l.expires_at.map(|at| (at, l.remaining)))
+                .fold(
+                    None,
+                    |acc: Option<(chrono::DateTime<chrono::Utc>, Points)>, (at, p)| match acc {
+                        Some((t, sum)) if t == at => Some((t, sum + p)),
+                        Some((t, sum)) if t < at => Some((t, sum)),
+                        _ => Some((at, p)),
+                    },
+                )
+        })?;
         Ok(MessageContext {
             tier: member.tier.clone(),
             next_reward,
