@@ -55,6 +55,25 @@ pub async fn ingest(
     now: DateTime<Utc>,
     durable_acks: bool,
 ) -> Result<Outcome, IngestError> {
+    let result = ingest_inner(ledger, shop, adapter, wakeup, req, now, durable_acks).await;
+    if let Err(IngestError::Storage(LedgerError::Storage(_))) = &result {
+        // sled refused the write itself. If a log write failed, that error is sled's
+        // for good and a flush returns it too: the flush makes the group commit record
+        // the failure (so /readyz reports it) before this webhook gets its 503.
+        let _ = ledger.durable().await;
+    }
+    result
+}
+
+async fn ingest_inner(
+    ledger: &Ledger,
+    shop: &ShopConfig,
+    adapter: &dyn Adapter,
+    wakeup: &Wakeup,
+    req: &RawRequest,
+    now: DateTime<Utc>,
+    durable_acks: bool,
+) -> Result<Outcome, IngestError> {
     adapter.verify(req)?;
     let parsed = adapter.parse(req)?;
     let outcome = match parsed {

@@ -87,8 +87,23 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         delivery,
     ));
     let watcher = tokio::spawn(watch_rules(state.clone(), stop_tx.subscribe()));
+    // A storage failure stops the background writers at once, and the server once the
+    // data directory takes writes again (sled needs a restart; see ledger::commit).
+    let stop_background = stop_tx.clone();
+    let storage = crate::ledger::commit::supervise(
+        ledger.clone(),
+        state.config.storage.path.clone(),
+        move || {
+            let _ = stop_background.send(true);
+        },
+    );
     axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            tokio::select! {
+                _ = shutdown => {}
+                _ = storage => {}
+            }
+        })
         .await
         .context("HTTP server failed")?;
 
@@ -99,6 +114,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let _ = watcher.await;
     if let Err(e) = notifier.await {
         tracing::error!(error = %e, "notifier task failed");
+    }
+    if let Some(f) = ledger.commit_stats().and_then(|s| s.failure()) {
+        return Err(crate::ledger::commit::StorageRestart(f.clone()).into());
     }
     ledger.flush_now().context("final flush failed")?;
     tracing::info!("loyaltyd stopped");

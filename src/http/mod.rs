@@ -174,18 +174,26 @@ async fn metrics(
     )
 }
 
-/// Ready to take traffic: the database answers, every shop has rules loaded, and the
-/// notification worker has made a pass recently (it passes at least every 5 s).
+/// Ready to take traffic: the database answers and takes writes (no failed flush),
+/// every shop has rules loaded, and the notification worker has made a pass recently
+/// (it passes at least every 5 s).
 async fn readyz(
     axum::extract::State(state): axum::extract::State<Arc<AppState>>,
 ) -> (axum::http::StatusCode, Json<serde_json::Value>) {
     let now = chrono::Utc::now();
-    let db_ok = state
-        .config
-        .shops
-        .first()
-        .map(|s| state.ledger.journal_len(&s.id).is_ok())
-        .unwrap_or(true);
+    // After a failed write sled still answers reads, but acknowledges nothing more.
+    let storage_failed_since = state
+        .ledger
+        .commit_stats()
+        .and_then(|s| s.failure())
+        .map(|f| f.since);
+    let db_ok = storage_failed_since.is_none()
+        && state
+            .config
+            .shops
+            .first()
+            .map(|s| state.ledger.journal_len(&s.id).is_ok())
+            .unwrap_or(true);
     let rules_ok = state
         .config
         .shops
@@ -211,6 +219,7 @@ async fn readyz(
             },
             "outbox": {"depth": depth, "oldest_age_secs": oldest.map(|d| d.num_seconds())},
             "notifier_last_pass": beat,
+            "storage_failed_since": storage_failed_since,
         })),
     )
 }

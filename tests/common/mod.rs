@@ -324,3 +324,97 @@ pub async fn admin_get(d: &Daemon, path: &str) -> (u16, serde_json::Value) {
     let status = resp.status().as_u16();
     (status, resp.json().await.unwrap_or(serde_json::Value::Null))
 }
+
+/// Daemon stderr lines, collected as they are printed.
+pub type Logs = Arc<Mutex<Vec<String>>>;
+
+impl Daemon {
+    /// Like [`Daemon::start`], with `RUST_LOG=warn` and stderr collected instead of
+    /// inherited.
+    pub fn start_with_logs(config: &Path) -> (Daemon, Logs) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_loyaltyd"))
+            .args(["serve", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start loyaltyd");
+        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let logs: Logs = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("loyaltyd listening on ") {
+                    let _ = tx.send(addr.to_string());
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let log_sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("{line}");
+                log_sink.lock().unwrap().push(line);
+            }
+        });
+        let base = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("loyaltyd did not print its address");
+        (
+            Daemon {
+                child,
+                base,
+                stdout: lines,
+            },
+            logs,
+        )
+    }
+
+    /// Wait for the daemon to exit by itself (at most 30 s, then the test fails).
+    pub fn wait_exit(mut self) -> ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "loyaltyd did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Set the running daemon's file size limit (`RLIMIT_FSIZE`, soft; `None`: no
+    /// limit). A write past it fails with EFBIG.
+    #[cfg(target_os = "linux")]
+    pub fn limit_file_size(&self, bytes: Option<u64>) {
+        let mut old = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        let rc = unsafe {
+            libc::prlimit(
+                self.child.id() as i32,
+                libc::RLIMIT_FSIZE,
+                std::ptr::null(),
+                &mut old,
+            )
+        };
+        assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
+        let new = libc::rlimit {
+            rlim_cur: bytes.unwrap_or(old.rlim_max),
+            rlim_max: old.rlim_max,
+        };
+        let rc = unsafe {
+            libc::prlimit(
+                self.child.id() as i32,
+                libc::RLIMIT_FSIZE,
+                &new,
+                std::ptr::null_mut(),
+            )
+        };
+        assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
+    }
+}
