@@ -13,6 +13,19 @@
 //! a Twilio error code) or answer slowly; after the script runs out the fakes go back to
 //! validating and accepting.
 //!
+//! A [`Mode`] changes how every request is answered until it is changed again (a 5xx
+//! storm, 429s with `Retry-After`, requests that hang past the client's timeout, connections
+//! dropped without an answer), so one test can run an outage and then the recovery. It is set
+//! with [`FakeTwilio::set_mode`] (and the same on the other fakes) or over HTTP on the fake
+//! itself, which is how scripts drive the `fakeproviders` binary:
+//!
+//! - `POST /__mode` with a JSON [`Mode`], e.g. `{"mode":"status","status":503}`,
+//!   `{"mode":"too_many_requests","retry_after_secs":1}`, `{"mode":"hang","hang_ms":30000}`,
+//!   `{"mode":"reset"}` or `{"mode":"ok"}`; answers the mode now in force.
+//! - `GET /__mode`: the mode in force.
+//! - `GET /__stats`: [`Stats`], counted even when recording is off: requests by status,
+//!   accepted requests, distinct recipients accepted and the repeats among them.
+//!
 //! The fakes are deliberately forgiving where the provider is (Mailgun also takes
 //! `application/x-www-form-urlencoded`; Twilio ignores bodies that are not form-encoded, which
 //! then fail as "To is required").
@@ -56,9 +69,24 @@ macro_rules! common_methods {
             self.server.clear_script()
         }
 
-        /// Forget the requests recorded so far.
+        /// Forget the requests recorded so far, and the counts of [`Self::stats`].
         pub fn clear(&self) {
             self.server.clear()
+        }
+
+        /// Answer every request this way from now on (scripted replies still come first).
+        pub fn set_mode(&self, mode: $crate::Mode) {
+            self.server.set_mode(mode)
+        }
+
+        /// The mode in force.
+        pub fn mode(&self) -> $crate::Mode {
+            self.server.mode()
+        }
+
+        /// Counts since the start (or the last [`Self::clear`]).
+        pub fn stats(&self) -> $crate::Stats {
+            self.server.stats()
         }
 
         /// Wait until at least `n` requests were answered or `timeout` passed; returns the
@@ -99,7 +127,7 @@ pub struct Received {
     pub json: Option<serde_json::Value>,
     /// When the request arrived (before any scripted or configured delay).
     pub at: Instant,
-    /// The status the fake answered.
+    /// The status the fake answered (0: it closed the connection instead, [`Mode::Reset`]).
     pub status: u16,
 }
 
@@ -151,4 +179,50 @@ pub enum Reply {
     },
     /// Wait this long, then handle the request normally (validation, then success).
     Slow(Duration),
+}
+
+/// How a fake answers every request until told otherwise. Scripted [`Reply`]s still come
+/// first; a configured delay still applies.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum Mode {
+    /// Validate and accept, as the provider does.
+    #[default]
+    Ok,
+    /// Answer this status with the provider's error body: a 5xx storm.
+    Status {
+        /// HTTP status (500, 503, ...).
+        status: u16,
+    },
+    /// 429 with `Retry-After` (SendGrid: `X-RateLimit-Reset`), as [`Reply::TooManyRequests`].
+    TooManyRequests {
+        /// Seconds until the client may try again.
+        retry_after_secs: u64,
+    },
+    /// Hold each request this long, then answer 503: set it longer than the client's timeout
+    /// and the client sees a timeout. The message is never accepted, so a test can still
+    /// expect each message exactly once (a provider that accepts after the client gave up
+    /// is [`Reply::Slow`]).
+    Hang {
+        /// Milliseconds to hold the request.
+        hang_ms: u64,
+    },
+    /// Close the connection without answering (recorded with status 0).
+    Reset,
+}
+
+/// Counts a fake keeps even when recording is off.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Stats {
+    /// Requests to the provider's API (not to `/__mode` or `/__stats`).
+    pub requests: u64,
+    /// Requests by the status answered (0: connection closed without an answer).
+    pub by_status: std::collections::BTreeMap<u16, u64>,
+    /// Requests accepted (2xx).
+    pub accepted: u64,
+    /// Distinct recipients among the accepted requests (Twilio `To`, the first e-mail
+    /// recipient).
+    pub recipients: u64,
+    /// Accepted requests beyond the first for their recipient.
+    pub repeats: u64,
 }

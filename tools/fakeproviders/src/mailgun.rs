@@ -172,6 +172,10 @@ impl Provider for Mailgun {
             Reply::Slow(_) => return None,
         })
     }
+
+    fn recipient(&self, req: &Incoming) -> Option<String> {
+        req.field("to").map(str::to_string)
+    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,11 @@
 //! in arrival order: `unix_ns status to`, where `unix_ns` is the wall-clock time the request
 //! (headers and body) had arrived, before any delay, in nanoseconds since the UNIX epoch.
 //! The file is written at exit so that logging costs nothing while the load runs.
+//!
+//! Each fake also answers `POST /__mode` (switch to a 5xx storm, 429s, hangs, dropped
+//! connections, or back to `ok`), `GET /__mode` and `GET /__stats` (requests by status,
+//! accepted, distinct recipients and repeats, counted with or without `--record`); see the
+//! library docs. `tools/storm.sh` drives an outage and recovery with them.
 
 use std::io::Write;
 use std::net::SocketAddr;

@@ -243,6 +243,14 @@ impl Provider for SendGrid {
             Reply::Slow(_) => return None,
         })
     }
+
+    fn recipient(&self, req: &Incoming) -> Option<String> {
+        let to = req
+            .json
+            .as_ref()?
+            .pointer("/personalizations/0/to/0/email")?;
+        to.as_str().map(str::to_string)
+    }
 }
 
 fn is_json(req: &Incoming) -> bool {

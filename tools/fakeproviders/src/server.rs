@@ -1,7 +1,7 @@
 //! The part every fake shares: an axum server on loopback that records requests, plays scripted
 //! replies and hands the rest to a provider-specific [`Provider`].
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -12,12 +12,13 @@ use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Multipart, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::Response;
+use axum::routing::get;
 use axum::Router;
 use base64::Engine as _;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use crate::{Received, Reply};
+use crate::{Mode, Received, Reply, Stats};
 
 /// How the request body was sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,13 +137,48 @@ pub(crate) trait Provider: Send + Sync + 'static {
     fn answer(&self, req: &Incoming) -> Answer;
     /// Answer a scripted reply; `None` (for [`Reply::Slow`]) means "handle normally".
     fn scripted(&self, reply: &Reply) -> Option<Answer>;
+    /// Who an accepted request was for, to count repeats per recipient.
+    fn recipient(&self, _req: &Incoming) -> Option<String> {
+        None
+    }
 }
+
+/// Running counts behind [`Stats`].
+#[derive(Default)]
+struct Counts {
+    stats: Stats,
+    per_recipient: HashMap<String, u64>,
+}
+
+impl Counts {
+    fn count(&mut self, status: u16, recipient: Option<String>) {
+        self.stats.requests += 1;
+        *self.stats.by_status.entry(status).or_default() += 1;
+        if (200..300).contains(&status) {
+            self.stats.accepted += 1;
+            if let Some(r) = recipient {
+                let n = self.per_recipient.entry(r).or_default();
+                *n += 1;
+                if *n == 1 {
+                    self.stats.recipients += 1;
+                } else {
+                    self.stats.repeats += 1;
+                }
+            }
+        }
+    }
+}
+
+/// The panic payload that drops a connection in [`Mode::Reset`].
+struct ConnectionReset;
 
 pub(crate) struct Shared<P> {
     pub provider: P,
     requests: Mutex<Vec<Received>>,
     script: Mutex<VecDeque<Reply>>,
     delay: Mutex<Duration>,
+    mode: Mutex<Mode>,
+    counts: Mutex<Counts>,
     recording: AtomicBool,
     arrived: Notify,
 }
@@ -169,10 +205,14 @@ impl<P: Provider> Server<P> {
             requests: Mutex::new(Vec::new()),
             script: Mutex::new(VecDeque::new()),
             delay: Mutex::new(Duration::ZERO),
+            mode: Mutex::new(Mode::Ok),
+            counts: Mutex::new(Counts::default()),
             recording: AtomicBool::new(true),
             arrived: Notify::new(),
         });
         let app = Router::new()
+            .route("/__mode", get(get_mode::<P>).post(set_mode::<P>))
+            .route("/__stats", get(get_stats::<P>))
             .fallback(handle::<P>)
             .with_state(shared.clone());
         let task = tokio::spawn(async move {
@@ -213,6 +253,19 @@ impl<P: Provider> Server<P> {
 
     pub fn clear(&self) {
         lock(&self.shared.requests).clear();
+        *lock(&self.shared.counts) = Counts::default();
+    }
+
+    pub fn set_mode(&self, mode: Mode) {
+        *lock(&self.shared.mode) = mode;
+    }
+
+    pub fn mode(&self) -> Mode {
+        lock(&self.shared.mode).clone()
+    }
+
+    pub fn stats(&self) -> Stats {
+        lock(&self.shared.counts).stats.clone()
     }
 
     pub async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Received> {
@@ -239,6 +292,31 @@ impl<P> Drop for Server<P> {
     }
 }
 
+fn json_answer<T: serde::Serialize>(value: &T) -> Response {
+    match serde_json::to_value(value) {
+        Ok(v) => Answer::json(200, v).into_response(),
+        Err(e) => Answer::text(500, &e.to_string()).into_response(),
+    }
+}
+
+async fn get_mode<P: Provider>(State(shared): State<Arc<Shared<P>>>) -> Response {
+    json_answer(&*lock(&shared.mode))
+}
+
+async fn set_mode<P: Provider>(State(shared): State<Arc<Shared<P>>>, body: Bytes) -> Response {
+    match serde_json::from_slice::<Mode>(&body) {
+        Ok(mode) => {
+            *lock(&shared.mode) = mode.clone();
+            json_answer(&mode)
+        }
+        Err(e) => Answer::text(400, &format!("not a mode: {e}")).into_response(),
+    }
+}
+
+async fn get_stats<P: Provider>(State(shared): State<Arc<Shared<P>>>) -> Response {
+    json_answer(&lock(&shared.counts).stats)
+}
+
 async fn handle<P: Provider>(
     State(shared): State<Arc<Shared<P>>>,
     method: Method,
@@ -247,9 +325,18 @@ async fn handle<P: Provider>(
     body: Bytes,
 ) -> Response {
     let at = Instant::now();
+    let mode = lock(&shared.mode).clone();
+    if mode == Mode::Reset && lock(&shared.script).is_empty() {
+        let incoming = parse(method, uri, headers, body).await;
+        record(&shared, incoming, at, 0);
+        // Unwinding the connection's task drops the socket before a byte of the answer is
+        // written: the client sees the connection close, as on a reset. `resume_unwind`
+        // skips the panic hook, so nothing is printed.
+        std::panic::resume_unwind(Box::new(ConnectionReset));
+    }
     // Run in a task of its own: when a client times out and hangs up, the provider still
     // finishes (and records) the request, exactly the ambiguous case a real provider creates.
-    let work = tokio::spawn(process(shared, at, method, uri, headers, body));
+    let work = tokio::spawn(process(shared, at, mode, method, uri, headers, body));
     match work.await {
         Ok(response) => response,
         Err(_) => Answer::text(500, "fake provider failed").into_response(),
@@ -259,6 +346,7 @@ async fn handle<P: Provider>(
 async fn process<P: Provider>(
     shared: Arc<Shared<P>>,
     at: Instant,
+    mode: Mode,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -269,16 +357,42 @@ async fn process<P: Provider>(
     if let Some(Reply::Slow(d)) = &scripted {
         wait += *d;
     }
+    // A script overrides the mode for its requests.
+    let mode = if scripted.is_some() { Mode::Ok } else { mode };
+    if let Mode::Hang { hang_ms } = mode {
+        wait += Duration::from_millis(hang_ms);
+    }
     if !wait.is_zero() {
         tokio::time::sleep(wait).await;
     }
 
     let incoming = parse(method, uri, headers, body).await;
+    let by_mode = match mode {
+        Mode::Ok | Mode::Reset => None,
+        Mode::Status { status } => Some(Reply::Status(status)),
+        Mode::TooManyRequests { retry_after_secs } => {
+            Some(Reply::TooManyRequests { retry_after_secs })
+        }
+        Mode::Hang { .. } => Some(Reply::Status(503)),
+    };
     let answer = scripted
         .as_ref()
+        .or(by_mode.as_ref())
         .and_then(|reply| shared.provider.scripted(reply))
         .unwrap_or_else(|| shared.provider.answer(&incoming));
+    let status = answer.status;
+    record(&shared, incoming, at, status);
+    answer.into_response()
+}
 
+/// Count a request and, when recording, keep it.
+fn record<P: Provider>(shared: &Shared<P>, incoming: Incoming, at: Instant, status: u16) {
+    let recipient = if (200..300).contains(&status) {
+        shared.provider.recipient(&incoming)
+    } else {
+        None
+    };
+    lock(&shared.counts).count(status, recipient);
     if shared.recording.load(Ordering::Relaxed) {
         let received = Received {
             method: incoming.method.to_string(),
@@ -296,12 +410,11 @@ async fn process<P: Provider>(
             form: incoming.form,
             json: incoming.json,
             at,
-            status: answer.status,
+            status,
         };
         lock(&shared.requests).push(received);
         shared.arrived.notify_waiters();
     }
-    answer.into_response()
 }
 
 /// The media type without parameters, lower case.

@@ -272,6 +272,10 @@ impl Provider for Twilio {
             Reply::Slow(_) => return None,
         })
     }
+
+    fn recipient(&self, req: &Incoming) -> Option<String> {
+        req.field("To").map(str::to_string)
+    }
 }
 
 #[cfg(test)]
