@@ -80,6 +80,19 @@ pub struct Metrics {
     webhook_seconds: Family<WebhookLabels, Histogram>,
     flushes: Counter,
     flushed_writers: Counter,
+    notify_passes: Counter,
+    notify_examined: Counter,
+    notify_scheduled: prometheus_client::metrics::gauge::Gauge,
+    notify_held: prometheus_client::metrics::gauge::Gauge,
+    notify_parked: prometheus_client::metrics::gauge::Gauge,
+    notify_circuit: Family<ChannelLabels, prometheus_client::metrics::gauge::Gauge>,
+}
+
+/// Labels of a notification channel.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ChannelLabels {
+    /// `sms`, `email` or `console`.
+    pub channel: String,
 }
 
 impl Default for Metrics {
@@ -95,6 +108,8 @@ impl Default for Metrics {
             "Rules file reloads by shop and outcome (rejected: the old rules stay)",
             rules_reloads.clone(),
         );
+        // The inbox retry worker's gauges (`loyaltyd_inbox_depth`, …), updated by the worker.
+        crate::retry::inbox_metrics().register(&mut registry);
         let flushes = Counter::default();
         let flushed_writers = Counter::default();
         registry.register(
@@ -161,7 +176,50 @@ impl Default for Metrics {
             "Failed provider sends by provider and error code (retried or dead-lettered)",
             provider_failures.clone(),
         );
+        let notify_passes = Counter::default();
+        registry.register(
+            "notify_passes",
+            "Passes of the delivery worker (each takes at most one batch of due messages)",
+            notify_passes.clone(),
+        );
+        let notify_examined = Counter::default();
+        registry.register(
+            "notify_examined",
+            "Outbox messages the delivery worker read: the due ones, and those checked for coalescing (not the whole outbox)",
+            notify_examined.clone(),
+        );
+        let notify_scheduled = prometheus_client::metrics::gauge::Gauge::default();
+        registry.register(
+            "notify_scheduled",
+            "Messages in the delivery worker's in-memory due-time index",
+            notify_scheduled.clone(),
+        );
+        let notify_held = prometheus_client::metrics::gauge::Gauge::default();
+        registry.register(
+            "notify_coalescing_held",
+            "Messages waiting in their coalescing window",
+            notify_held.clone(),
+        );
+        let notify_parked = prometheus_client::metrics::gauge::Gauge::default();
+        registry.register(
+            "notify_parked",
+            "Messages waiting for a paused channel to resume",
+            notify_parked.clone(),
+        );
+        let notify_circuit =
+            Family::<ChannelLabels, prometheus_client::metrics::gauge::Gauge>::default();
+        registry.register(
+            "notify_circuit_open",
+            "1 while a channel pauses after its provider kept failing (or asked to wait with 429)",
+            notify_circuit.clone(),
+        );
         Metrics {
+            notify_passes,
+            notify_examined,
+            notify_scheduled,
+            notify_held,
+            notify_parked,
+            notify_circuit,
             provider_failures,
             points,
             storage_bytes,
@@ -269,5 +327,25 @@ impl Metrics {
             out.clear();
         }
         out
+    }
+
+    /// One pass of the delivery worker: messages it read, messages in its due-time
+    /// index, messages held for coalescing, messages parked behind a paused channel.
+    pub fn notify_pass(&self, examined: usize, scheduled: usize, held: usize, parked: usize) {
+        let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        self.notify_passes.inc();
+        self.notify_examined.inc_by(examined as u64);
+        self.notify_scheduled.set(gauge(scheduled));
+        self.notify_held.set(gauge(held));
+        self.notify_parked.set(gauge(parked));
+    }
+
+    /// Whether a channel's circuit breaker is open.
+    pub fn notify_circuit(&self, channel: &str, open: bool) {
+        self.notify_circuit
+            .get_or_create(&ChannelLabels {
+                channel: channel.to_string(),
+            })
+            .set(i64::from(open));
     }
 }

@@ -6,8 +6,14 @@
 //! A channel is marked sent only after the provider accepted it; a crash in between
 //! may send that one message again (at-least-once towards the provider), never lose
 //! it, and a message marked sent is never sent again.
+//!
+//! A wake-up reads only what is due: an in-memory index of due times (`schedule`),
+//! rebuilt from sled at start-up and fed by a subscription on the outbox, hands each
+//! pass at most one batch. A backlog of messages waiting for retries or quiet hours
+//! costs no work until they fall due, and a channel whose provider keeps failing
+//! pauses behind a circuit breaker, its due messages parked until a probe succeeds.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +26,8 @@ use tokio::sync::{watch, Notify};
 
 use super::console::ConsoleSink;
 use super::delivery::{
-    ChannelStatus, Contact, DeadLetter, DeliveryState, DeliveryStore, Directory, Outcome, Route,
+    ChannelStatus, Contact, DeadLetter, DeliveryState, DeliveryStore, DeliveryStoreError,
+    Directory, Outcome, Route,
 };
 use super::outbox::{Notice, OutboxMessage};
 use super::providers::{EmailMessage, EmailProvider, SendError, SmsMessage, SmsProvider};
@@ -28,7 +35,12 @@ use super::render::{self, ShopVoice};
 use super::templates::{Channel, Templates};
 use super::Sink;
 use crate::config::{NotifyConfig, QuietHours};
+use crate::member::MemberId;
 use crate::metrics::Metrics;
+
+mod schedule;
+
+use schedule::{ChannelReport, Gate, Schedule};
 
 /// Handle to wake the worker after new messages were committed.
 #[derive(Clone, Default)]
@@ -137,12 +149,30 @@ pub fn limiter(per_sec: u32) -> DefaultDirectRateLimiter {
     RateLimiter::direct(Quota::per_second(n))
 }
 
+/// How often the outbox is swept when the subscription is not running (it should
+/// always run; this only keeps delivery going if its thread could not start).
+const FALLBACK_SWEEP: Duration = Duration::from_secs(1);
+
 /// Run until `stop` turns true.
 pub async fn run(notifier: Arc<Notifier>, wakeup: Wakeup, mut stop: watch::Receiver<bool>) {
+    // Subscribe before the start-up scan, so a message committed in between is seen by
+    // one or the other (both is harmless).
+    let fresh = schedule::watch(&notifier.store.pending, wakeup.clone());
+    let mut sched = Schedule::new(fresh);
+    sweep(&notifier.store, &mut sched).await;
+    let mut last_sweep = std::time::Instant::now();
     loop {
-        let next = notifier.pass(Utc::now()).await;
-        let sleep = next
-            .map(|t| (t - Utc::now()).to_std().unwrap_or(Duration::ZERO))
+        notifier.pass(&mut sched, Utc::now()).await;
+        if !sched.watching() && last_sweep.elapsed() >= FALLBACK_SWEEP {
+            sweep(&notifier.store, &mut sched).await;
+            last_sweep = std::time::Instant::now();
+        }
+        let sleep = sched
+            .next_wake()
+            .map(|due| {
+                let ms = due.saturating_sub(Utc::now().timestamp_millis()).max(0);
+                Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+            })
             .unwrap_or(Duration::from_secs(5))
             .clamp(Duration::from_millis(5), Duration::from_secs(5));
         tokio::select! {
@@ -151,10 +181,28 @@ pub async fn run(notifier: Arc<Notifier>, wakeup: Wakeup, mut stop: watch::Recei
             _ = stop.changed() => {}
         }
         if *stop.borrow() {
-            // One last pass so messages committed before shutdown go out now.
-            notifier.pass(Utc::now()).await;
+            // One last pass so messages committed before shutdown go out now. A message
+            // acknowledged a moment ago may still be on its way from the subscription
+            // thread: one sweep makes sure the pass sees it.
+            sweep(&notifier.store, &mut sched).await;
+            notifier.pass(&mut sched, Utc::now()).await;
             return;
         }
+    }
+}
+
+/// Add every outbox message the schedule does not track yet (start-up, shutdown, and
+/// the fallback when the subscription is not running). Reads the whole outbox, off the
+/// async threads.
+async fn sweep(store: &DeliveryStore, sched: &mut Schedule) {
+    let store = store.clone();
+    match tokio::task::spawn_blocking(move || schedule::scan(&store)).await {
+        Ok(found) => {
+            for (id, due) in found {
+                sched.add_missing(id, due);
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "could not scan the outbox"),
     }
 }
 
@@ -162,8 +210,7 @@ pub async fn run(notifier: Arc<Notifier>, wakeup: Wakeup, mut stop: watch::Recei
 struct Job {
     route: Route,
     lead: OutboxMessage,
-    lead_state: DeliveryState,
-    others: Vec<(OutboxMessage, DeliveryState)>,
+    others: Vec<OutboxMessage>,
     attempts: u32,
 }
 
@@ -190,12 +237,23 @@ enum JobResult {
 }
 
 /// Messages due together: one member, one channel.
-type GroupKey = (ShopId, String, Route);
-/// A due message, its channels and the attempts made on this channel.
-type Due = (OutboxMessage, DeliveryState, u32);
+type GroupKey = (ShopId, MemberId, Route);
 
-/// Messages scanned per pass.
-const SCAN_LIMIT: usize = 20_000;
+/// A message as read for a pass.
+enum Loaded {
+    /// The message and its channels (boxed: the other answers carry nothing).
+    Found(Box<(OutboxMessage, DeliveryState)>),
+    /// No longer in the outbox (delivered), or unreadable: nothing to schedule.
+    Gone,
+    /// sled failed: look again later.
+    Later,
+}
+
+/// Codes that are not the provider's answer (our storage, the console): they say
+/// nothing about whether the provider is up.
+fn provider_code(code: &str) -> bool {
+    !matches!(code, "storage" | "console")
+}
 
 impl Notifier {
     fn routes(&self) -> Vec<Route> {
@@ -212,43 +270,86 @@ impl Notifier {
         r
     }
 
-    /// Deliver what is due; returns when the next held message falls due.
-    pub async fn pass(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let next = self.pass_inner(now).await;
-        self.store.beat(Utc::now());
-        next
+    /// Messages taken per pass at most: enough to keep `concurrency` requests busy for
+    /// a while, few enough that a pass against a provider that hangs stays short and
+    /// its memory small.
+    fn batch(&self) -> usize {
+        self.policy.concurrency.saturating_mul(4).clamp(64, 4096)
     }
 
-    async fn pass_inner(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let routes = self.routes();
-        let mut next: Option<DateTime<Utc>> = None;
-        let mut soonest = |t: DateTime<Utc>| {
-            next = Some(next.map_or(t, |n: DateTime<Utc>| n.min(t)));
+    /// Deliver what is due, at most one batch.
+    async fn pass(&self, sched: &mut Schedule, now: DateTime<Utc>) {
+        sched.take_fresh();
+        sched.release(now, self.policy.max_age, self.batch());
+        let examined = self.pass_inner(sched, now).await;
+        self.metrics
+            .notify_pass(examined, sched.len(), sched.held_len(), sched.parked_len());
+        self.store.beat(Utc::now());
+    }
+
+    fn load(&self, id: u64) -> Loaded {
+        let value = match self.store.pending.get(id.to_be_bytes()) {
+            Ok(Some(v)) => v,
+            Ok(None) => return Loaded::Gone,
+            Err(e) => {
+                tracing::error!(error = %e, message_id = id, "cannot read the outbox");
+                return Loaded::Later;
+            }
         };
-        // Due (message, route) pairs grouped by member and route, oldest first.
-        let mut groups: BTreeMap<GroupKey, Vec<Due>> = BTreeMap::new();
-        // Messages held only by the coalescing window: they ride along when another
-        // message of the same member and channel goes out.
-        let mut joinable: BTreeMap<GroupKey, Vec<Due>> = BTreeMap::new();
-        let mut held = Vec::new();
-        for item in self.store.pending.iter().take(SCAN_LIMIT) {
-            let Ok((_, value)) = item else { continue };
-            let msg: OutboxMessage = match serde_json::from_slice(&value) {
-                Ok(m) => m,
-                Err(e) => {
-                    tracing::error!(error = %e, "undecodable outbox message left in place");
+        let msg: OutboxMessage = match serde_json::from_slice(&value) {
+            Ok(m) => m,
+            Err(e) => {
+                // Reported once; the next start looks at it again.
+                tracing::error!(error = %e, message_id = id, "undecodable outbox message left in place");
+                return Loaded::Gone;
+            }
+        };
+        match self.store.state(id) {
+            Ok(Some(s)) => Loaded::Found(Box::new((msg, s))),
+            Ok(None) => Loaded::Found(Box::new((msg, DeliveryState::default()))),
+            Err(DeliveryStoreError::Storage(e)) => {
+                tracing::error!(error = %e, message_id = id, "cannot read the delivery state");
+                Loaded::Later
+            }
+            Err(e) => {
+                tracing::error!(error = %e, message_id = id, "undecodable delivery state");
+                Loaded::Gone
+            }
+        }
+    }
+
+    /// One pass: read the due messages, hold or group them, send, record, reschedule.
+    /// Returns how many messages it read.
+    async fn pass_inner(&self, sched: &mut Schedule, now: DateTime<Utc>) -> usize {
+        let ids = sched.pop_due(now.timestamp_millis(), self.batch());
+        if ids.is_empty() {
+            return 0;
+        }
+        let routes = self.routes();
+        let now_ms = now.timestamp_millis();
+        let coalesce = self.policy.coalesce;
+        let mut examined = 0;
+        // Every message this pass reads, its channels updated as the pass goes: the one
+        // copy each outcome is written into, so two channels of a message settled in the
+        // same pass do not overwrite each other.
+        let mut seen: BTreeMap<u64, (OutboxMessage, DeliveryState)> = BTreeMap::new();
+        let mut changed: BTreeSet<u64> = BTreeSet::new();
+        // Due (message, attempts) grouped by member and channel, in id order.
+        let mut groups: BTreeMap<GroupKey, Vec<(u64, u32)>> = BTreeMap::new();
+        // Channels whose breaker has been open past the message's max age.
+        let mut expired: Vec<(u64, Route, u32)> = Vec::new();
+        let mut probing: BTreeSet<Route> = BTreeSet::new();
+        let mut later = Vec::new();
+        for id in ids {
+            examined += 1;
+            let (msg, mut state) = match self.load(id) {
+                Loaded::Found(found) => *found,
+                Loaded::Gone => continue,
+                Loaded::Later => {
+                    later.push(id);
                     continue;
                 }
             };
-            let mut state = match self.store.state(msg.id) {
-                Ok(Some(s)) => s,
-                Ok(None) => DeliveryState::default(),
-                Err(e) => {
-                    tracing::error!(error = %e, message_id = msg.id, "undecodable delivery state");
-                    continue;
-                }
-            };
-            let mut changed = false;
             if state.channels.is_empty() {
                 for r in &routes {
                     state.channels.insert(
@@ -268,9 +369,10 @@ impl Notifier {
                         },
                     );
                 }
-                changed = true;
+                changed.insert(id);
             }
             let quiet = self.shops.get(&msg.shop).and_then(|s| quiet_until(s, now));
+            let too_old = now - msg.created_at > chrono_dur(self.policy.max_age);
             for (route, status) in state.channels.clone() {
                 let ChannelStatus::Pending {
                     attempts, next_at, ..
@@ -279,20 +381,19 @@ impl Notifier {
                     continue;
                 };
                 // Coalescing holds a message for the window after it was queued.
+                let coalescing = !coalesce.is_zero() && route != Route::Console && attempts == 0;
                 let mut due_at = next_at;
-                if !self.policy.coalesce.is_zero() && route != Route::Console && attempts == 0 {
-                    due_at = due_at.max(msg.created_at + chrono_dur(self.policy.coalesce));
+                if coalescing {
+                    due_at = due_at.max(msg.created_at + chrono_dur(coalesce));
                 }
                 if due_at > now {
-                    if next_at <= now {
-                        joinable
-                            .entry((msg.shop.clone(), msg.member.to_string(), route))
-                            .or_default()
-                            .push((msg.clone(), state.clone(), attempts));
+                    if coalescing && next_at <= now {
+                        // Rides along if another message of the member goes out first.
+                        sched.hold(&msg.shop, &msg.member, id);
                     }
-                    soonest(due_at);
                     continue;
                 }
+                sched.unhold(&msg.shop, &msg.member, id);
                 if let (Some(until), true) = (quiet, route != Route::Console) {
                     state.channels.insert(
                         route,
@@ -302,96 +403,266 @@ impl Notifier {
                             last_error: Some("quiet hours".into()),
                         },
                     );
-                    changed = true;
-                    soonest(until);
+                    changed.insert(id);
                     continue;
                 }
-                groups
-                    .entry((msg.shop.clone(), msg.member.to_string(), route))
-                    .or_default()
-                    .push((msg.clone(), state.clone(), attempts));
+                let key = (msg.shop.clone(), msg.member.clone(), route);
+                let wait = match sched.gate(route, now_ms) {
+                    Gate::Open => false,
+                    // The breaker is open: the message waits without spending an
+                    // attempt.
+                    Gate::Wait(_) => true,
+                    // Half-open: one send (one member's group) probes the provider;
+                    // the others wait for its answer.
+                    Gate::Probe => {
+                        let wait = probing.contains(&route) && !groups.contains_key(&key);
+                        probing.insert(route);
+                        wait
+                    }
+                };
+                if wait {
+                    if too_old {
+                        expired.push((id, route, attempts));
+                    } else {
+                        sched.park(route, &msg);
+                    }
+                    continue;
+                }
+                groups.entry(key).or_default().push((id, attempts));
             }
-            if changed {
-                held.push(Outcome {
-                    message: msg,
-                    state,
-                    dead: Vec::new(),
-                });
+            seen.insert(id, (msg, state));
+        }
+        if !coalesce.is_zero() {
+            for ((shop, member, route), msgs) in groups.iter_mut() {
+                if *route == Route::Console {
+                    continue;
+                }
+                for hid in sched.held_for(shop, member) {
+                    if msgs.iter().any(|(id, _)| *id == hid) {
+                        continue;
+                    }
+                    if let std::collections::btree_map::Entry::Vacant(slot) = seen.entry(hid) {
+                        examined += 1;
+                        match self.load(hid) {
+                            Loaded::Found(found) => {
+                                slot.insert(*found);
+                            }
+                            Loaded::Gone => {
+                                sched.unhold(shop, member, hid);
+                                continue;
+                            }
+                            Loaded::Later => continue,
+                        }
+                    }
+                    let Some((m, s)) = seen.get(&hid) else {
+                        continue;
+                    };
+                    let window_open = m.created_at + chrono_dur(coalesce) > now;
+                    let joinable = |status: &ChannelStatus| {
+                        matches!(status, ChannelStatus::Pending { attempts: 0, next_at, .. } if *next_at <= now)
+                            && window_open
+                    };
+                    if s.channels.get(route).is_some_and(joinable) {
+                        msgs.push((hid, 0));
+                    } else if !s.channels.values().any(joinable) {
+                        sched.unhold(shop, member, hid);
+                    }
+                }
+                msgs.sort_by_key(|(id, _)| *id);
             }
         }
-        if !held.is_empty() {
+        // Holds and first states are kept before sending, so a long pass loses neither.
+        if !changed.is_empty() {
+            let held: Vec<Outcome> = changed
+                .iter()
+                .filter_map(|id| seen.get(id))
+                .map(|(m, s)| Outcome {
+                    message: m.clone(),
+                    state: s.clone(),
+                    dead: Vec::new(),
+                })
+                .collect();
             if let Err(e) = self.store.record(&held, now) {
                 tracing::error!(error = %e, "could not record delivery state");
             }
         }
-        if !self.policy.coalesce.is_zero() {
-            for (key, msgs) in groups.iter_mut() {
-                if let Some(extra) = joinable.remove(key) {
-                    msgs.extend(extra);
-                    msgs.sort_by_key(|(m, _, _)| m.id);
-                }
-            }
-        }
+        let message = |id: &u64| seen.get(id).map(|(m, _)| m.clone());
         let jobs: Vec<Job> = groups
             .into_iter()
             .flat_map(|((_, _, route), mut msgs)| {
-                if self.policy.coalesce.is_zero() || route == Route::Console {
+                if coalesce.is_zero() || route == Route::Console {
                     msgs.into_iter()
-                        .map(|(m, s, a)| Job {
-                            route,
-                            lead: m,
-                            lead_state: s,
-                            others: Vec::new(),
-                            attempts: a,
+                        .filter_map(|(id, attempts)| {
+                            Some(Job {
+                                route,
+                                lead: message(&id)?,
+                                others: Vec::new(),
+                                attempts,
+                            })
                         })
                         .collect::<Vec<_>>()
                 } else {
                     // The latest message speaks for all: it has the newest balance.
-                    let Some((lead, lead_state, attempts)) = msgs.pop() else {
+                    let Some((lead, attempts)) = msgs.pop() else {
+                        return Vec::new();
+                    };
+                    let Some(lead) = message(&lead) else {
                         return Vec::new();
                     };
                     vec![Job {
                         route,
                         lead,
-                        lead_state,
-                        others: msgs.into_iter().map(|(m, s, _)| (m, s)).collect(),
+                        others: msgs.iter().filter_map(|(id, _)| message(id)).collect(),
                         attempts,
                     }]
                 }
             })
             .collect();
-        if jobs.is_empty() {
-            return next;
-        }
         let results: Vec<(Job, JobResult)> = stream::iter(jobs)
             .map(|job| async move {
                 let r = self.send(&job).await;
+                // Alive even when a pass waits on a provider that hangs.
+                self.store.beat(Utc::now());
                 (job, r)
             })
             .buffer_unordered(self.policy.concurrency)
             .collect()
             .await;
-        let now = Utc::now();
-        let mut outcomes = Vec::with_capacity(results.len());
+        let done = Utc::now();
+        let mut touched: BTreeMap<u64, Vec<DeadLetter>> = BTreeMap::new();
+        let mut reports: BTreeMap<Route, ChannelReport> = BTreeMap::new();
+        let mut failed: Vec<(u64, Route)> = Vec::new();
         for (job, result) in results {
-            if let Some(t) = self.settle(job, result, now, &mut outcomes) {
-                soonest(t);
+            let route = job.route;
+            let ids: Vec<u64> = std::iter::once(job.lead.id)
+                .chain(job.others.iter().map(|m| m.id))
+                .collect();
+            if self.settle(job, result, done, &mut seen, &mut touched, &mut reports) {
+                failed.extend(ids.into_iter().map(|id| (id, route)));
             }
         }
-        if let Err(e) = self.store.record(&outcomes, now) {
-            tracing::error!(error = %e, "could not record delivery outcomes");
+        for (id, route, attempts) in expired {
+            if let Some((m, s)) = seen.get_mut(&id) {
+                self.metrics.notification(route.name(), "provider", "dead");
+                let letter = DeadLetter {
+                    message: m.clone(),
+                    route,
+                    provider: self.provider_name(route).to_string(),
+                    status: None,
+                    code: None,
+                    error: format!(
+                        "gave up after {attempts} attempts: the provider kept failing for longer than notify.max_age_secs"
+                    ),
+                    attempts,
+                    at: done,
+                };
+                s.channels.insert(route, ChannelStatus::Dead { at: done });
+                touched.entry(id).or_default().push(letter);
+            }
         }
-        next
+        for (route, report) in &reports {
+            let was = sched.tripped(*route);
+            let open = sched.report(
+                *route,
+                report,
+                done,
+                self.policy.retry_base,
+                self.policy.retry_cap,
+            );
+            self.metrics.notify_circuit(route.name(), open);
+            if open && !was {
+                tracing::warn!(
+                    channel = route.name(),
+                    provider = self.provider_name(*route),
+                    failures = report.failures,
+                    "provider failing: the channel pauses and probes before sending again"
+                );
+            } else if was && !open {
+                tracing::info!(
+                    channel = route.name(),
+                    provider = self.provider_name(*route),
+                    "provider answers again: the channel resumes"
+                );
+            }
+        }
+        // On a paused channel a message waits with the others and goes when the channel
+        // resumes, not when its own backoff ends (which may be minutes after the
+        // provider came back).
+        for (id, route) in failed {
+            if !sched.tripped(route) {
+                continue;
+            }
+            let Some((m, s)) = seen.get_mut(&id) else {
+                continue;
+            };
+            if let Some(ChannelStatus::Pending {
+                attempts,
+                last_error,
+                ..
+            }) = s.channels.get(&route).cloned()
+            {
+                s.channels.insert(
+                    route,
+                    ChannelStatus::Pending {
+                        attempts,
+                        next_at: done,
+                        last_error,
+                    },
+                );
+                sched.park(route, m);
+            }
+        }
+        let outcomes: Vec<Outcome> = touched
+            .iter_mut()
+            .filter_map(|(id, dead)| {
+                let (m, s) = seen.get(id)?;
+                Some(Outcome {
+                    message: m.clone(),
+                    state: s.clone(),
+                    dead: std::mem::take(dead),
+                })
+            })
+            .collect();
+        let recorded = outcomes.is_empty()
+            || match self.store.record(&outcomes, done) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::error!(error = %e, "could not record delivery outcomes");
+                    false
+                }
+            };
+        for (id, (m, s)) in &seen {
+            if !recorded && touched.contains_key(id) {
+                // What is on disk is the state before this pass: read it again soon.
+                sched.set(*id, now_ms.saturating_add(1000));
+                continue;
+            }
+            match sched.due_of_state(m, s, coalesce) {
+                Some(due) => sched.set(*id, due),
+                None => {
+                    sched.forget(*id);
+                    sched.unhold(&m.shop, &m.member, *id);
+                }
+            }
+        }
+        for id in later {
+            sched.set(id, now_ms.saturating_add(1000));
+        }
+        examined
     }
 
-    /// Turn a job's result into stored outcomes; returns when to try again.
+    /// Write a job's result into the messages' channels (`seen`), note the messages to
+    /// record (`touched`, with any dead letters) and what the provider did (`reports`).
+    /// Returns whether the messages wait for another attempt.
     fn settle(
         &self,
         job: Job,
         result: JobResult,
         now: DateTime<Utc>,
-        outcomes: &mut Vec<Outcome>,
-    ) -> Option<DateTime<Utc>> {
+        seen: &mut BTreeMap<u64, (OutboxMessage, DeliveryState)>,
+        touched: &mut BTreeMap<u64, Vec<DeadLetter>>,
+        reports: &mut BTreeMap<Route, ChannelReport>,
+    ) -> bool {
         let route = job.route;
         let attempts = job.attempts + 1;
         let lead_id = job.lead.id;
@@ -401,6 +672,7 @@ impl Notifier {
                 provider,
                 provider_id,
             } => {
+                reports.entry(route).or_default().successes += 1;
                 self.metrics.notification(route.name(), provider, "sent");
                 tracing::info!(
                     request_id = job.lead.context.request_id.as_deref().unwrap_or("-"),
@@ -432,6 +704,11 @@ impl Notifier {
                 retry_after,
                 code,
             } => {
+                if provider_code(&code) {
+                    let r = reports.entry(route).or_default();
+                    r.failures += 1;
+                    r.retry_after = r.retry_after.max(retry_after);
+                }
                 self.metrics
                     .provider_failure(self.provider_name(route), &code);
                 let age = now - job.lead.created_at;
@@ -504,26 +781,19 @@ impl Notifier {
                 (ChannelStatus::Dead { at: now }, Some(dead), None)
             }
         };
-        let mut lead_state = job.lead_state;
-        lead_state.channels.insert(route, lead_status);
-        outcomes.push(Outcome {
-            message: job.lead,
-            state: lead_state,
-            dead: dead.into_iter().collect(),
-        });
+        if let Some((_, s)) = seen.get_mut(&lead_id) {
+            s.channels.insert(route, lead_status);
+        }
+        touched.entry(lead_id).or_default().extend(dead);
         // Coalesced messages share a success or a skip; on failure they wait with
         // the lead and are retried together.
-        if let Some(status) = others_status {
-            for (m, mut s) in job.others {
+        for m in &job.others {
+            let Some((_, s)) = seen.get_mut(&m.id) else {
+                continue;
+            };
+            if let Some(status) = &others_status {
                 s.channels.insert(route, status.clone());
-                outcomes.push(Outcome {
-                    message: m,
-                    state: s,
-                    dead: Vec::new(),
-                });
-            }
-        } else if let Some(at) = retry_at {
-            for (m, mut s) in job.others {
+            } else if let Some(at) = retry_at {
                 if let Some(ChannelStatus::Pending { attempts, .. }) =
                     s.channels.get(&route).cloned()
                 {
@@ -536,14 +806,10 @@ impl Notifier {
                         },
                     );
                 }
-                outcomes.push(Outcome {
-                    message: m,
-                    state: s,
-                    dead: Vec::new(),
-                });
             }
+            touched.entry(m.id).or_default();
         }
-        retry_at
+        retry_at.is_some()
     }
 
     fn provider_name(&self, route: Route) -> &'static str {
@@ -581,7 +847,6 @@ impl Notifier {
         let points_sum = (!job.others.is_empty()).then(|| {
             job.others
                 .iter()
-                .map(|(m, _)| m)
                 .chain(std::iter::once(msg))
                 .filter(|m| render::kind(m) == render::kind(msg))
                 .map(|m| match &m.notice {
