@@ -1,5 +1,6 @@
 //! Scoring speed: a 20-line sale against a generated 50-rule program mixing every
-//! condition and effect kind. Target: well under 20 µs per score.
+//! condition and effect kind. Target: well under 20 µs per score. A last benchmark adds
+//! rendering every explanation, as the ingest path does when it stores the posting.
 
 use std::hint::black_box;
 
@@ -109,6 +110,17 @@ fn bench(c: &mut Criterion) {
             b.iter(|| score(black_box(&ctx), black_box(&member), black_box(&rules)))
         });
     }
+    // What the ingest path pays: the score plus the explanation text it stores.
+    let rules = program("stack");
+    c.bench_function("score and render explanations (stack)", |b| {
+        b.iter(|| {
+            let award = score(black_box(&ctx), black_box(&member), black_box(&rules));
+            for c in &award.contributions {
+                black_box(c.detail.as_str());
+            }
+            award
+        })
+    });
 }
 
 criterion_group!(benches, bench);

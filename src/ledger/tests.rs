@@ -78,7 +78,7 @@ impl World {
             contributions: vec![Contribution {
                 rule_id: "earn.base".into(),
                 points,
-                detail: String::new(),
+                detail: String::new().into(),
             }],
             lines,
             cash_back: Decimal::ZERO,

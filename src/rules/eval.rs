@@ -10,7 +10,8 @@ use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 
-use super::{Combine, Conditions, Effect, Per, Rule, RuleSet};
+use super::explain::{Detail, How, Scope};
+use super::{Combine, Conditions, Effect, Per, Rounding, Rule, RuleSet};
 use crate::points::Points;
 
 /// What a sale earns, and why.
@@ -59,8 +60,9 @@ pub struct Contribution {
     pub rule_id: String,
     /// Points it contributed (negative for a cap).
     pub points: Points,
-    /// A human-readable account of the arithmetic.
-    pub detail: String,
+    /// A human-readable account of the arithmetic (rendered when first read; serialised
+    /// as a string).
+    pub detail: Detail,
 }
 
 /// The id of the base earning rule in explanations.
@@ -127,12 +129,29 @@ fn add(a: Decimal, b: Decimal) -> Decimal {
     a.checked_add(b).unwrap_or(Decimal::MAX)
 }
 
+/// Whole part of `d`, saturating. Small non-negative amounts (all real ones) take a
+/// single 64-bit division instead of `Decimal::trunc`.
 fn whole(d: Decimal) -> i64 {
+    if !d.is_sign_negative() && d.scale() <= 19 {
+        if let Ok(m) = u64::try_from(d.mantissa()) {
+            return i64::try_from(m / 10u64.pow(d.scale())).unwrap_or(i64::MAX);
+        }
+    }
     d.to_i64().unwrap_or(if d.is_sign_negative() {
         i64::MIN
     } else {
         i64::MAX
     })
+}
+
+/// Whole points from a fractional amount. Floor of a non-negative amount is the
+/// truncation `to_i64` already does, so it skips a second division.
+fn round_points(rounding: Rounding, raw: Decimal) -> i64 {
+    if rounding == Rounding::Floor && !raw.is_sign_negative() {
+        whole(raw)
+    } else {
+        whole(rounding.apply(raw))
+    }
 }
 
 /// The eligible spend of one line under the rules' `[eligible]` table.
@@ -237,7 +256,7 @@ struct Fired<'r> {
     rule: &'r Rule,
     points: i64,
     cash: Decimal,
-    detail: String,
+    detail: Detail,
 }
 
 /// Score a sale for a member under `rules`. See the [module docs](super) for the
@@ -269,21 +288,25 @@ pub fn score(ctx: &SaleContext<'_>, member: &MemberSnapshot, rules: &RuleSet) ->
     let eligible = spend.iter().fold(Decimal::ZERO, |a, b| add(a, *b));
 
     let raw = mul(eligible, ppu);
-    let base = Points(whole(rounding.apply(raw)).max(0));
+    let base = Points(round_points(rounding, raw).max(0));
     let mut contributions = Vec::with_capacity(1 + rules.rules.len().min(8));
     contributions.push(Contribution {
         rule_id: BASE_RULE_ID.to_string(),
         points: base,
-        detail: format!(
-            "eligible spend {eligible} {cur} x {ppu} points per {cur} = {raw}, {rounding:?} -> {points}",
-            points = base.0,
-        ),
+        detail: Detail::new(How::Base {
+            eligible,
+            cur,
+            ppu,
+            raw,
+            rounding,
+            points: base.0,
+        }),
     });
 
     let mut local = Local { ctx, at: None };
     let mut fired: Vec<Fired<'_>> = Vec::new();
-    // Per-line multiplier so far (`combine = "multiply"` only).
-    let mut factor: Vec<Decimal> = Vec::new();
+    // Per-line base points times the multipliers so far (`combine = "multiply"` only).
+    let mut weighted: Vec<Decimal> = Vec::new();
     let mut matched: Vec<bool> = Vec::new();
     let minor = cur.minor_units().unwrap_or(2);
     for rule in &rules.rules {
@@ -313,82 +336,110 @@ pub fn score(ctx: &SaleContext<'_>, member: &MemberSnapshot, rules: &RuleSet) ->
             eligible
         };
         let in_scope = |i: usize| !line_rule || matched[i];
-        let on = if line_rule {
-            "matching lines"
+        let scope = if line_rule {
+            Scope::Lines
         } else {
-            "the order"
+            Scope::Order
         };
-        let id = &rule.id;
+        let id = || rule.id.clone();
         let (points, cash, detail) = match &rule.effect {
             Effect::PointsPerUnit { rate, per } => {
-                let (p, how) = match per {
+                let rate = *rate;
+                match per {
                     Per::Order => {
-                        let raw = mul(scope_spend, *rate);
-                        let p = whole(rounding.apply(raw));
-                        (p, format!(" = {raw}, {rounding:?} -> +{p}"))
+                        let raw = mul(scope_spend, rate);
+                        let p = round_points(rounding, raw);
+                        let how = How::RateOrder {
+                            id: id(),
+                            rate,
+                            cur,
+                            spend: scope_spend,
+                            scope,
+                            raw,
+                            rounding,
+                            points: p,
+                        };
+                        (p, Decimal::ZERO, how)
                     }
                     Per::Line => {
                         let mut p = 0i64;
                         for (i, e) in spend.iter().enumerate() {
                             if in_scope(i) && !e.is_zero() {
-                                p = p.saturating_add(whole(rounding.apply(mul(*e, *rate))));
+                                p = p.saturating_add(round_points(rounding, mul(*e, rate)));
                             }
                         }
-                        (p, format!(", {rounding:?} per line -> +{p}"))
+                        let how = How::RateLine {
+                            id: id(),
+                            rate,
+                            cur,
+                            spend: scope_spend,
+                            scope,
+                            rounding,
+                            points: p,
+                        };
+                        (p, Decimal::ZERO, how)
                     }
-                };
-                (
-                    p,
-                    Decimal::ZERO,
-                    format!("{id}: {rate} points per {cur} on {scope_spend} {cur} of {on}{how}"),
-                )
+                }
             }
             Effect::Multiplier(m) => {
                 let extra = m - Decimal::ONE;
                 let (raw, on_base) = if rules.earn.combine == Combine::Multiply {
-                    if factor.is_empty() {
-                        factor.resize(n + 1, Decimal::ONE);
+                    if weighted.is_empty() {
+                        weighted.extend(spend.iter().map(|e| mul(*e, ppu)));
                     }
-                    let mut raw = Decimal::ZERO;
+                    // The base points of each line after the multipliers so far: this
+                    // rule adds `m - 1` times them and leaves them `m` times larger.
                     let mut base_on = Decimal::ZERO;
-                    for (i, f) in factor.iter_mut().enumerate() {
+                    for (i, w) in weighted.iter_mut().enumerate() {
                         if in_scope(i) && !spend[i].is_zero() {
-                            let b = mul(mul(spend[i], ppu), *f);
-                            base_on = add(base_on, b);
-                            raw = add(raw, mul(b, extra));
-                            *f = mul(*f, *m);
+                            base_on = add(base_on, *w);
+                            *w = mul(*w, *m);
                         }
                     }
-                    (raw, base_on)
+                    (mul(base_on, extra), base_on)
                 } else {
                     let b = mul(scope_spend, ppu);
                     (mul(b, extra), b)
                 };
-                let p = whole(rounding.apply(raw));
-                (
-                    p,
-                    Decimal::ZERO,
-                    format!(
-                        "{id}: x{m} on {on_base} base points of {on} = {raw}, {rounding:?} -> +{p}"
-                    ),
-                )
+                let p = round_points(rounding, raw);
+                let how = How::Multiplier {
+                    id: id(),
+                    m: *m,
+                    on_base,
+                    scope,
+                    raw,
+                    rounding,
+                    points: p,
+                };
+                (p, Decimal::ZERO, how)
             }
-            Effect::Bonus(b) => (b.0, Decimal::ZERO, format!("{id}: bonus +{b}")),
+            Effect::Bonus(b) => (
+                b.0,
+                Decimal::ZERO,
+                How::Bonus {
+                    id: id(),
+                    bonus: *b,
+                },
+            ),
             Effect::CashBackPercent(pct) => {
                 let raw = mul(scope_spend, *pct) / Decimal::ONE_HUNDRED;
                 let cash = raw.round_dp_with_strategy(minor, RoundingStrategy::ToZero);
-                (
-                    0,
+                let how = How::CashBack {
+                    id: id(),
+                    pct: *pct,
+                    spend: scope_spend,
+                    cur,
+                    scope,
                     cash,
-                    format!("{id}: {pct}% cash back on {scope_spend} {cur} of {on} = {cash} {cur} store credit"),
-                )
+                };
+                (0, cash, how)
             }
         };
         fired.push(Fired {
             rule,
             points: points.max(0),
             cash,
-            detail,
+            detail: Detail::new(detail),
         });
     }
 
@@ -412,11 +463,7 @@ pub fn score(ctx: &SaleContext<'_>, member: &MemberSnapshot, rules: &RuleSet) ->
                 contributions.push(Contribution {
                     rule_id: f.rule.id.clone(),
                     points: Points::ZERO,
-                    detail: format!(
-                        "{} (not applied: best rule wins, {} gives more)",
-                        f.detail,
-                        winner.unwrap_or("-")
-                    ),
+                    detail: f.detail.not_applied(winner.unwrap_or("-")),
                 });
             }
         }
@@ -456,11 +503,13 @@ pub fn score(ctx: &SaleContext<'_>, member: &MemberSnapshot, rules: &RuleSet) ->
             contributions.push(Contribution {
                 rule_id: id.to_string(),
                 points: cut,
-                detail: if earlier.0 > 0 {
-                    format!("{id}: at most {cap} points {what}, {earlier} already earned: {cut}")
-                } else {
-                    format!("{id}: at most {cap} points {what}: {cut}")
-                },
+                detail: Detail::new(How::Cap {
+                    id,
+                    cap,
+                    what,
+                    earlier,
+                    cut,
+                }),
             });
             total = room;
         }

@@ -117,6 +117,7 @@
 //! lines less discounts, no gift cards, no tax, no shipping, one contribution `earn.base`.
 
 pub mod eval;
+pub mod explain;
 pub mod live;
 mod parse;
 pub mod tiers;
@@ -139,6 +140,7 @@ pub use eval::{
     line_collections, line_product_type, score, score_sale, Award, Contribution, LineEligible,
     MemberSnapshot, SaleContext, BASE_RULE_ID,
 };
+pub use explain::Detail;
 pub use live::LiveRules;
 
 /// How fractional points are turned into whole points.
@@ -220,10 +222,18 @@ impl Default for Eligibility {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct NameSet(Vec<String>);
 
-fn cmp_ignore_ascii_case(a: &str, b: &str) -> Ordering {
-    a.bytes()
-        .map(|c| c.to_ascii_lowercase())
-        .cmp(b.bytes().map(|c| c.to_ascii_lowercase()))
+/// Compares a stored (already lower-case) name with a name of any case.
+fn cmp_lower_with(lower: &str, b: &str) -> Ordering {
+    lower.bytes().cmp(b.bytes().map(|c| c.to_ascii_lowercase()))
+}
+
+/// Whether a stored (already lower-case) name equals a name of any case.
+fn eq_lower_with(lower: &str, b: &str) -> bool {
+    lower.len() == b.len()
+        && lower
+            .bytes()
+            .zip(b.bytes())
+            .all(|(x, y)| x == y.to_ascii_lowercase())
 }
 
 impl NameSet {
@@ -242,11 +252,8 @@ impl NameSet {
     pub fn contains(&self, name: &str) -> bool {
         match self.0.len() {
             0 => false,
-            1..=4 => self.0.iter().any(|n| n.eq_ignore_ascii_case(name)),
-            _ => self
-                .0
-                .binary_search_by(|n| cmp_ignore_ascii_case(n, name))
-                .is_ok(),
+            1..=4 => self.0.iter().any(|n| eq_lower_with(n, name)),
+            _ => self.0.binary_search_by(|n| cmp_lower_with(n, name)).is_ok(),
         }
     }
 

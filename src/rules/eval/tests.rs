@@ -687,3 +687,14 @@ fn product_type_and_collection_conditions_match_what_the_adapter_reports() {
         assert_eq!(a.points.0, want, "{:?}", a.contributions);
     }
 }
+
+proptest::proptest! {
+    #[test]
+    fn whole_points_are_the_truncated_decimal_saturating(
+        lo: u32, mid: u32, hi in 0u32..2, neg: bool, scale in 0u32..=28
+    ) {
+        let d = Decimal::from_parts(lo, mid, hi, neg, scale);
+        let expected = d.to_i64().unwrap_or(if neg { i64::MIN } else { i64::MAX });
+        proptest::prop_assert_eq!(whole(d), expected);
+    }
+}
