@@ -418,3 +418,44 @@ impl Daemon {
         assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
     }
 }
+
+impl Daemon {
+    /// The daemon's process id, to sample `/proc/<pid>/…`.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+/// Resident set size of a process in KiB (`VmRSS` in `/proc/<pid>/status`); `None` once it
+/// exited or where there is no `/proc`.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// `GET /metrics` as text.
+pub async fn metrics_text(d: &Daemon) -> String {
+    client()
+        .get(d.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// The value of one series in Prometheus text, named with its labels exactly as exposed,
+/// e.g. `loyaltyd_outbox_depth` or
+/// `loyaltyd_notifications_total{channel="sms",provider="twilio",outcome="sent"}`.
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
