@@ -27,9 +27,10 @@ async fn a_sale_for_a_member_with_both_consents_is_one_text_and_one_email() {
         twilio.base_url(),
         sendgrid.base_url()
     );
-    let text = std::fs::read_to_string(&path)
-        .unwrap()
-        .replacen("[[shops]]\nid = \"demo\"", &notify, 1);
+    let text =
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .replacen("[[shops]]\nid = \"demo\"", &notify, 1);
     std::fs::write(&path, text).unwrap();
     // No reward in reach: one message per sale.
     std::fs::write(
