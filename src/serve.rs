@@ -97,15 +97,19 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             let _ = stop_background.send(true);
         },
     );
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move {
-            tokio::select! {
-                _ = shutdown => {}
-                _ = storage => {}
-            }
-        })
-        .await
-        .context("HTTP server failed")?;
+    let limits = crate::http::listen::ConnLimits {
+        header_timeout: state.config.server.header_timeout,
+        max_connections: state.config.server.max_connections,
+        // Every request is answered or timed out (408) within the request timeout.
+        drain: state.config.server.request_timeout + Duration::from_secs(5),
+    };
+    crate::http::listen::serve(listener, router(state), limits, async move {
+        tokio::select! {
+            _ = shutdown => {}
+            _ = storage => {}
+        }
+    })
+    .await;
 
     tracing::info!("shutting down: delivering queued notifications and flushing storage");
     let _ = stop_tx.send(true);

@@ -263,3 +263,80 @@ fn a_body_sent_too_slowly_times_out_with_a_json_408_and_nothing_is_stored() {
     });
     assert!(d.terminate().success());
 }
+
+/// Whether the server closed `s` (EOF or reset) before our own 10 s read deadline.
+fn closed_by_server(s: &mut std::net::TcpStream) -> bool {
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = [0u8; 1024];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue, // an error answer before the close is fine
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false, // our deadline: the server kept it open
+        }
+    }
+}
+
+#[test]
+fn headers_trickled_or_never_sent_are_cut_off_and_other_clients_are_still_served() {
+    let setup = Setup::new(64 * 1024);
+    let path = setup.config_path();
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "max_body_bytes = 65536",
+        "max_body_bytes = 65536\nheader_timeout_secs = 1\nmax_connections = 8",
+    );
+    std::fs::write(&path, text).unwrap();
+    let d = setup.start();
+    let addr = d.base.trim_start_matches("http://").to_string();
+
+    // Every connection slot taken by a slow-loris client: half send a request line and
+    // then one header byte at a time, half connect and send nothing.
+    let mut stalled = Vec::new();
+    for i in 0..8 {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        if i % 2 == 0 {
+            s.write_all(b"POST /webhooks/demo/shopify HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                .unwrap();
+        }
+        stalled.push(s);
+    }
+    let trickler = {
+        let mut s = stalled[0].try_clone().unwrap();
+        std::thread::spawn(move || {
+            // One byte every 200 ms: each byte arrives well inside any per-read timeout,
+            // only a deadline on the whole header stops this client.
+            for _ in 0..100 {
+                if s.write_all(b"a").is_err() {
+                    return true;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            false
+        })
+    };
+
+    // A real webhook still gets through: it waits for a slot, which frees up when the
+    // stalled clients are cut off.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (status, body) = post_shopify(
+            &d,
+            "demo",
+            "orders/paid",
+            "wh-after-loris",
+            &order(77),
+            SHOPIFY_SECRET,
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+    });
+    for (i, s) in stalled.iter_mut().enumerate() {
+        assert!(closed_by_server(s), "stalled connection {i} was left open");
+    }
+    assert!(
+        trickler.join().unwrap(),
+        "the server kept reading a header sent a byte at a time"
+    );
+    assert!(d.terminate().success());
+}

@@ -70,6 +70,13 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Longest a request may take before it is answered 408.
     pub request_timeout: Duration,
+    /// `header_timeout_secs` (default 10): longest a client may take to send a request's
+    /// headers, or to start its next request on a kept-alive connection; then the
+    /// connection is closed (slow-loris defence).
+    pub header_timeout: Duration,
+    /// `max_connections` (default 1024): connections served at once; more wait in the
+    /// kernel's accept queue.
+    pub max_connections: usize,
 }
 
 /// `[storage]`
@@ -194,6 +201,8 @@ struct RawServer {
     admin_token: Option<String>,
     max_body_bytes: Option<u64>,
     request_timeout_secs: Option<u64>,
+    header_timeout_secs: Option<u64>,
+    max_connections: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -369,6 +378,14 @@ fn validate(
     let timeout = raw.server.request_timeout_secs.unwrap_or(10);
     if timeout == 0 || timeout > 300 {
         return Err(loc.err("server.request_timeout_secs", "must be between 1 and 300"));
+    }
+    let header_timeout = raw.server.header_timeout_secs.unwrap_or(10);
+    if header_timeout == 0 || header_timeout > 300 {
+        return Err(loc.err("server.header_timeout_secs", "must be between 1 and 300"));
+    }
+    let max_connections = raw.server.max_connections.unwrap_or(1024);
+    if max_connections == 0 || max_connections > 100_000 {
+        return Err(loc.err("server.max_connections", "must be between 1 and 100000"));
     }
     let storage_path = raw.storage.path.unwrap_or_else(|| "data".into());
     if storage_path.trim().is_empty() {
@@ -576,6 +593,8 @@ fn validate(
             admin_token,
             max_body_bytes: max_body_bytes as usize,
             request_timeout: Duration::from_secs(timeout),
+            header_timeout: Duration::from_secs(header_timeout),
+            max_connections: max_connections as usize,
         },
         storage: StorageConfig {
             path: PathBuf::from(storage_path),
@@ -808,6 +827,23 @@ webhook_secret = "x"
         let p = write_config(dir.path(), "[server]\nlisten = \n");
         let e = Config::load_with_env(&p, vec![]).unwrap_err();
         assert_eq!(e.line, Some(2), "{e}");
+    }
+
+    #[test]
+    fn connection_limits_out_of_range_name_their_key_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        for (key, line) in [
+            ("header_timeout_secs = 0", "server.header_timeout_secs"),
+            ("max_connections = 0", "server.max_connections"),
+        ] {
+            let p = write_config(
+                dir.path(),
+                &format!("[server]\nadmin_token = \"long-enough\"\n{key}\n[[shops]]\nid = \"d\"\ncurrency = \"USD\"\n"),
+            );
+            let e = Config::load_with_env(&p, vec![]).unwrap_err();
+            assert_eq!(e.key, line, "{e}");
+            assert_eq!(e.line, Some(3), "{e}");
+        }
     }
 
     #[test]

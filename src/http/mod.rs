@@ -10,6 +10,7 @@ pub mod backup;
 pub mod dashboard;
 pub mod deliveries;
 pub mod error;
+pub mod listen;
 pub mod notifications;
 pub mod openapi;
 pub mod operator;
