@@ -156,6 +156,10 @@ pub struct SquareOrdersConfig {
     pub timeout: Duration,
     /// `orders_retries` (default 1) before the event is queued for later.
     pub retries: u32,
+    /// `max_retry_backoff_secs` (default 300, at most 3600): the longest pause between two
+    /// attempts at one queued event (probes of an API that keeps failing pause at most a
+    /// minute, or this if lower; see `crate::retry`).
+    pub max_retry_backoff: Duration,
 }
 
 /// `[shops.<name>]` for a declarative adapter (e.g. `woocommerce`).
@@ -251,6 +255,7 @@ struct RawSquare {
     square_version: Option<String>,
     orders_timeout_ms: Option<u64>,
     orders_retries: Option<u32>,
+    max_retry_backoff_secs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -507,6 +512,13 @@ fn validate(
                             "is required: the URL exactly as registered with Square (https://...)",
                         )
                     })?;
+                let max_retry_backoff = sq.max_retry_backoff_secs.unwrap_or(300);
+                if max_retry_backoff == 0 || max_retry_backoff > 3600 {
+                    return Err(loc.err(
+                        &k("square.max_retry_backoff_secs"),
+                        "must be between 1 and 3600",
+                    ));
+                }
                 let orders = sq
                     .access_token
                     .filter(|t| !t.trim().is_empty())
@@ -520,6 +532,7 @@ fn validate(
                         square_version: sq.square_version.unwrap_or_else(|| "2026-05-20".into()),
                         timeout: Duration::from_millis(sq.orders_timeout_ms.unwrap_or(2000)),
                         retries: sq.orders_retries.unwrap_or(1),
+                        max_retry_backoff: Duration::from_secs(max_retry_backoff),
                     });
                 Some(SquareConfig {
                     signature_keys,

@@ -1,7 +1,8 @@
 //! Events accepted but not yet scorable because data must first come from the
 //! sender's API (a Square payment's order lines). They are kept durably, retried with
-//! capped exponential backoff, and removed once applied; the ledger's dedupe record
-//! makes a retry after a crash harmless.
+//! capped exponential backoff (2 s, 4 s, 8 s, … up to the adapter's cap, 300 s unless
+//! configured), and removed once applied; the ledger's dedupe record makes a retry
+//! after a crash harmless. The retry worker is `crate::retry`.
 
 use chrono::{DateTime, Duration, Utc};
 use loyaltyd_adapter::{EventEnvelope, ShopId};
@@ -12,8 +13,9 @@ use super::{keys, Ledger, LedgerError};
 /// Tree of waiting events.
 pub const INBOX_TREE: &str = "inbox";
 
-/// Longest wait between two attempts.
-const MAX_BACKOFF_SECS: i64 = 300;
+/// Longest wait between two attempts unless configured otherwise
+/// (`[shops.square] max_retry_backoff_secs`).
+pub const DEFAULT_MAX_BACKOFF_SECS: u64 = 300;
 
 /// One waiting event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,8 +34,14 @@ pub struct QueuedEvent {
     pub last_error: String,
 }
 
-fn backoff(attempts: u32) -> Duration {
-    Duration::seconds(2i64.saturating_pow(attempts.min(16)).min(MAX_BACKOFF_SECS))
+/// The wait after `attempts` failed attempts: 2^attempts seconds, at most `cap`.
+pub fn backoff(attempts: u32, cap: std::time::Duration) -> Duration {
+    let cap = i64::try_from(cap.as_secs()).unwrap_or(i64::MAX).max(1);
+    Duration::seconds(2i64.saturating_pow(attempts.min(16)).min(cap))
+}
+
+fn default_cap() -> std::time::Duration {
+    std::time::Duration::from_secs(DEFAULT_MAX_BACKOFF_SECS)
 }
 
 impl Ledger {
@@ -50,7 +58,7 @@ impl Ledger {
             adapter: adapter.to_string(),
             envelope: envelope.clone(),
             attempts: 1,
-            next_at: now + backoff(1),
+            next_at: now + backoff(1, default_cap()),
             queued_at: now,
             last_error: reason.to_string(),
         };
@@ -92,22 +100,39 @@ impl Ledger {
         Ok(out)
     }
 
+    /// Every waiting event of a shop, due or not, oldest first.
+    pub fn waiting(&self, shop: &ShopId) -> Result<Vec<QueuedEvent>, LedgerError> {
+        let mut prefix = b"d\0".to_vec();
+        prefix.extend_from_slice(shop.as_str().as_bytes());
+        prefix.push(0);
+        let mut out = Vec::new();
+        for item in self.inbox.scan_prefix(prefix) {
+            let (_, v) = item?;
+            out.push(serde_json::from_slice::<QueuedEvent>(&v)?);
+        }
+        out.sort_by(|a, b| {
+            (a.queued_at, &a.envelope.event_id).cmp(&(b.queued_at, &b.envelope.event_id))
+        });
+        Ok(out)
+    }
+
     /// Number of waiting events (all shops).
     pub fn queued_count(&self) -> Result<usize, LedgerError> {
         Ok(self.inbox.len())
     }
 
-    /// Another attempt failed: try again later.
+    /// Another attempt failed: try again later, at most `cap` from `now`.
     pub fn reschedule(
         &self,
         shop: &ShopId,
         q: &QueuedEvent,
         reason: &str,
         now: DateTime<Utc>,
+        cap: std::time::Duration,
     ) -> Result<(), LedgerError> {
         let mut next = q.clone();
-        next.attempts += 1;
-        next.next_at = now + backoff(next.attempts);
+        next.attempts = next.attempts.saturating_add(1);
+        next.next_at = now + backoff(next.attempts, cap);
         next.last_error = reason.to_string();
         self.inbox.insert(
             keys::dedupe(shop, &q.adapter, &q.envelope.event_id),
@@ -121,5 +146,23 @@ impl Ledger {
         self.inbox
             .remove(keys::dedupe(shop, &q.adapter, &q.envelope.event_id))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_double_from_2_s_and_stop_at_the_cap() {
+        let secs = |a, cap| backoff(a, std::time::Duration::from_secs(cap)).num_seconds();
+        let default: Vec<i64> = (1..=10)
+            .map(|a| secs(a, DEFAULT_MAX_BACKOFF_SECS))
+            .collect();
+        assert_eq!(default, [2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
+        assert_eq!(secs(u32::MAX, DEFAULT_MAX_BACKOFF_SECS), 300);
+        assert_eq!(secs(5, 3), 3);
+        // A zero cap still waits a second rather than spinning.
+        assert_eq!(secs(5, 0), 1);
     }
 }
