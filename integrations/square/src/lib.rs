@@ -191,9 +191,11 @@ pub enum SettingsError {
 /// **Enrichment** ([`Adapter::enrich`]) sends `GET {base_url}/v2/orders/{source_order_id}`
 /// with `Authorization: Bearer <token>`, `Square-Version` and `Accept: application/json`.
 /// Connection errors, timeouts, 429 and 5xx are retried `retries` times with a short
-/// exponential backoff, then reported as [`EnrichError::Retryable`]; any other answer that
-/// is not 2xx (401, 403, 404, ...) and an order that cannot be read are
-/// [`EnrichError::Permanent`]. On success the sale's lines become the order's
+/// exponential backoff, then reported as [`EnrichError::Retryable`]; 401 and 403 (a
+/// revoked token, a wrong `Square-Version`) are [`EnrichError::Retryable`] at once, so the
+/// event waits in the queue until the shop fixes its settings instead of losing its
+/// points; any other answer that is not 2xx (404, 400, ...) and an order that cannot be
+/// read are [`EnrichError::Permanent`]. On success the sale's lines become the order's
 /// `line_items`: `line_id` = `uid`, `product_id` = `catalog_object_id` (the item
 /// variation), `title` = `name (variation_name)`, `quantity` = the decimal string read
 /// exactly, `unit_price` = `base_price_money`, `discount` = `total_discount_money`, `tax` =

@@ -83,6 +83,13 @@ impl OrdersClient {
                         "Square order {order_id}: {reason}"
                     )))
                 }
+                Attempt::Refused(reason) => {
+                    return Err(EnrichError::Retryable(format!(
+                        "Square order {order_id}: {reason}: the access token or Square-Version \
+                         was refused; the event is kept and retried (check \
+                         shops[].square.access_token)"
+                    )))
+                }
                 Attempt::Retry(reason) => reason,
             };
             if attempt >= self.retries {
@@ -132,6 +139,10 @@ impl OrdersClient {
             .unwrap_or_default();
         if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
             Attempt::Retry(format!("Orders API answered {status}{codes}"))
+        } else if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            // A revoked or mistyped token is the shop's to fix, not the sale's fault: keep
+            // the event rather than lose its points, but do not hammer the API now.
+            Attempt::Refused(format!("Orders API answered {status}{codes}"))
         } else {
             Attempt::Permanent(format!("Orders API answered {status}{codes}"))
         }
@@ -141,6 +152,8 @@ impl OrdersClient {
 enum Attempt {
     Done(bytes::Bytes),
     Retry(String),
+    /// 401 / 403: retried later (from the queue), not at once.
+    Refused(String),
     Permanent(String),
 }
 

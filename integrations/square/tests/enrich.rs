@@ -359,27 +359,28 @@ async fn an_unknown_order_gives_a_permanent_error_without_retrying() {
 }
 
 #[tokio::test]
-async fn a_wrong_token_gets_401_and_a_permanent_error_that_does_not_show_the_token() {
+async fn a_wrong_token_gets_401_and_a_retryable_error_at_once_that_does_not_show_the_token() {
     let server = OrdersServer::square().await;
     let mut api = server.api(3, Duration::from_secs(5));
     api.access_token = Secret::new("EAAAl-revoked-token-Zx1Cv3Bn5Nm7");
     let adapter = demo_adapter(Some(api));
     let event = parsed(&adapter, "payment-updated-completed.json");
     let err = adapter.enrich(event).await.unwrap_err();
-    let EnrichError::Permanent(message) = &err else {
+    let EnrichError::Retryable(message) = &err else {
         panic!("{err:?}")
     };
     assert!(
         message.contains("401") && message.contains("UNAUTHORIZED"),
         "{message}"
     );
+    assert!(message.contains("access_token"), "{message}");
     assert!(!message.contains("revoked-token"), "{message}");
     assert!(!format!("{adapter:?}").contains("revoked-token"));
     assert_eq!(server.hits(), 1);
 }
 
 #[tokio::test]
-async fn a_wrong_square_version_gets_401_and_a_permanent_error() {
+async fn a_wrong_square_version_gets_401_and_a_retryable_error_without_retrying_at_once() {
     let server = OrdersServer::square().await;
     let mut api = server.api(1, Duration::from_secs(5));
     api.square_version = "2019-01-01".into();
@@ -387,8 +388,9 @@ async fn a_wrong_square_version_gets_401_and_a_permanent_error() {
     let event = parsed(&adapter, "payment-updated-completed.json");
     assert!(matches!(
         adapter.enrich(event).await,
-        Err(EnrichError::Permanent(m)) if m.contains("401")
+        Err(EnrichError::Retryable(m)) if m.contains("401")
     ));
+    assert_eq!(server.hits(), 1);
 }
 
 #[tokio::test]
