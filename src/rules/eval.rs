@@ -251,6 +251,26 @@ fn order_matches(
     true
 }
 
+/// The base points of each line (and shipping) times the multipliers applied so far,
+/// for `combine = "multiply"`: a line's points are `all * lines[i]`, where `all` holds
+/// the whole-order multipliers and `lines[i]` the base points times the line rules'.
+struct Compound {
+    all: Decimal,
+    lines: Vec<Decimal>,
+    /// The sum of `lines`, until a line rule changes one.
+    total: Option<Decimal>,
+}
+
+impl Compound {
+    fn new(spend: &[Decimal], ppu: Decimal) -> Compound {
+        Compound {
+            all: Decimal::ONE,
+            lines: spend.iter().map(|e| mul(*e, ppu)).collect(),
+            total: None,
+        }
+    }
+}
+
 /// A rule that fired, before combining.
 struct Fired<'r> {
     rule: &'r Rule,
@@ -305,8 +325,8 @@ pub fn score(ctx: &SaleContext<'_>, member: &MemberSnapshot, rules: &RuleSet) ->
 
     let mut local = Local { ctx, at: None };
     let mut fired: Vec<Fired<'_>> = Vec::new();
-    // Per-line base points times the multipliers so far (`combine = "multiply"` only).
-    let mut weighted: Vec<Decimal> = Vec::new();
+    // Base points per line times the multipliers so far (`combine = "multiply"` only).
+    let mut compound: Option<Compound> = None;
     let mut matched: Vec<bool> = Vec::new();
     let minor = cur.minor_units().unwrap_or(2);
     for rule in &rules.rules {
@@ -384,18 +404,28 @@ pub fn score(ctx: &SaleContext<'_>, member: &MemberSnapshot, rules: &RuleSet) ->
             Effect::Multiplier(m) => {
                 let extra = m - Decimal::ONE;
                 let (raw, on_base) = if rules.earn.combine == Combine::Multiply {
-                    if weighted.is_empty() {
-                        weighted.extend(spend.iter().map(|e| mul(*e, ppu)));
-                    }
-                    // The base points of each line after the multipliers so far: this
-                    // rule adds `m - 1` times them and leaves them `m` times larger.
-                    let mut base_on = Decimal::ZERO;
-                    for (i, w) in weighted.iter_mut().enumerate() {
-                        if in_scope(i) && !spend[i].is_zero() {
-                            base_on = add(base_on, *w);
-                            *w = mul(*w, *m);
+                    let c = compound.get_or_insert_with(|| Compound::new(&spend, ppu));
+                    // This rule adds `m - 1` times the base points its lines have after
+                    // the multipliers so far, and leaves them `m` times larger.
+                    let base_on = if line_rule {
+                        let mut sum = Decimal::ZERO;
+                        for (i, l) in c.lines.iter_mut().enumerate() {
+                            if matched[i] && !spend[i].is_zero() {
+                                sum = add(sum, *l);
+                                *l = mul(*l, *m);
+                            }
                         }
-                    }
+                        c.total = None;
+                        mul(c.all, sum)
+                    } else {
+                        // Every line at once: one factor instead of a product per line.
+                        let total = *c.total.get_or_insert_with(|| {
+                            c.lines.iter().fold(Decimal::ZERO, |a, l| add(a, *l))
+                        });
+                        let on = mul(c.all, total);
+                        c.all = mul(c.all, *m);
+                        on
+                    };
                     (mul(base_on, extra), base_on)
                 } else {
                     let b = mul(scope_spend, ppu);

@@ -698,3 +698,51 @@ proptest::proptest! {
         proptest::prop_assert_eq!(whole(d), expected);
     }
 }
+
+proptest::proptest! {
+    /// `combine = "multiply"` against the definition, computed line by line: each
+    /// multiplier adds `m - 1` times the base points of its lines as already multiplied.
+    #[test]
+    fn multiply_mode_matches_compounding_line_by_line(
+        prices in proptest::collection::vec(1i64..100_000, 1..6),
+        rules in proptest::collection::vec((0usize..4, proptest::option::of(1u8..64)), 1..6),
+    ) {
+        let factors = ["1", "1.5", "2", "3"];
+        let lines: Vec<SaleLine> = prices
+            .iter()
+            .enumerate()
+            .map(|(i, p)| item(&format!("l{i}"), &format!("S{i}"), "v", &Decimal::new(*p, 2).to_string()))
+            .collect();
+        let mut text = String::from("combine = \"multiply\"\n");
+        for (k, (f, mask)) in rules.iter().enumerate() {
+            text.push_str(&format!("[[rules]]\nid = \"m{k}\"\n"));
+            if let Some(mask) = mask {
+                let skus: Vec<String> = (0..6).filter(|i| mask & (1 << i) != 0).map(|i| format!("\"S{i}\"")).collect();
+                text.push_str(&format!("when = {{ skus = [{}] }}\n", skus.join(", ")));
+            }
+            text.push_str(&format!("effect = {{ multiplier = \"{}\" }}\n", factors[*f]));
+        }
+        let r = parse(&text);
+        let s = sale(lines, false);
+        let a = score(&ctx(&s), &MemberSnapshot::default(), &r);
+
+        let mut per_line: Vec<Decimal> = prices.iter().map(|p| Decimal::new(*p, 2)).collect();
+        let mut expected = Vec::new();
+        for (f, mask) in &rules {
+            let m = d(factors[*f]);
+            let in_scope = |i: usize| mask.is_none_or(|mask| mask & (1 << i) != 0);
+            let on: Decimal = (0..per_line.len()).filter(|i| in_scope(*i)).map(|i| per_line[i]).sum();
+            if mask.is_some() && on.is_zero() {
+                continue; // a line rule matching no line does not fire
+            }
+            expected.push(((on * (m - Decimal::ONE)).floor()).to_i64().unwrap());
+            for (i, l) in per_line.iter_mut().enumerate() {
+                if in_scope(i) {
+                    *l *= m;
+                }
+            }
+        }
+        let got: Vec<i64> = a.contributions[1..].iter().map(|c| c.points.0).collect();
+        proptest::prop_assert_eq!(got, expected);
+    }
+}
