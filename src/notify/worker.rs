@@ -15,6 +15,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -174,11 +175,18 @@ pub async fn run(notifier: Arc<Notifier>, wakeup: Wakeup, mut stop: watch::Recei
                 Duration::from_millis(u64::try_from(ms).unwrap_or(0))
             })
             .unwrap_or(Duration::from_secs(5))
-            .clamp(Duration::from_millis(5), Duration::from_secs(5));
-        tokio::select! {
-            _ = wakeup.0.notified() => {}
-            _ = tokio::time::sleep(sleep) => {}
-            _ = stop.changed() => {}
+            .min(Duration::from_secs(5));
+        if sleep.is_zero() {
+            // More is due (a pass takes one batch): go on at once, letting other tasks
+            // run. Every message a pass takes leaves due later, settled or parked, so
+            // this is not a spin.
+            tokio::task::yield_now().await;
+        } else {
+            tokio::select! {
+                _ = wakeup.0.notified() => {}
+                _ = tokio::time::sleep(sleep) => {}
+                _ = stop.changed() => {}
+            }
         }
         if *stop.borrow() {
             // One last pass so messages committed before shutdown go out now. A message
@@ -234,10 +242,56 @@ enum JobResult {
         error: String,
         unsubscribed: bool,
     },
+    /// Not tried: the channel paused during the pass.
+    Deferred,
 }
 
 /// Messages due together: one member, one channel.
 type GroupKey = (ShopId, MemberId, Route);
+
+/// What the provider of each channel did so far in a pass, shared by its sends.
+#[derive(Default)]
+struct PassPause {
+    /// Per channel (console, SMS, e-mail): retryable failures, successes, paused.
+    failures: [AtomicU32; 3],
+    successes: [AtomicU32; 3],
+    paused: [AtomicBool; 3],
+}
+
+impl PassPause {
+    fn slot(route: Route) -> usize {
+        match route {
+            Route::Console => 0,
+            Route::Sms => 1,
+            Route::Email => 2,
+        }
+    }
+
+    fn paused(&self, route: Route) -> bool {
+        self.paused[Self::slot(route)].load(Ordering::Relaxed)
+    }
+
+    /// Count a send's result; pause the channel for the rest of the pass after a 429
+    /// with `Retry-After`, or after a run of failures with no success.
+    fn saw(&self, route: Route, r: &JobResult) {
+        let i = Self::slot(route);
+        match r {
+            JobResult::Sent { .. } => {
+                self.successes[i].fetch_add(1, Ordering::Relaxed);
+            }
+            JobResult::Retry {
+                code, retry_after, ..
+            } if provider_code(code) => {
+                let failures = self.failures[i].fetch_add(1, Ordering::Relaxed) + 1;
+                let none_went = self.successes[i].load(Ordering::Relaxed) == 0;
+                if retry_after.is_some() || (none_went && failures >= schedule::BREAKER_THRESHOLD) {
+                    self.paused[i].store(true, Ordering::Relaxed);
+                }
+            }
+            _ => {}
+        }
+    }
+}
 
 /// A message as read for a pass.
 enum Loaded {
@@ -270,11 +324,12 @@ impl Notifier {
         r
     }
 
-    /// Messages taken per pass at most: enough to keep `concurrency` requests busy for
-    /// a while, few enough that a pass against a provider that hangs stays short and
-    /// its memory small.
+    /// Messages taken per pass at most: enough that a backlog drains at the provider's
+    /// pace rather than the pass's, few enough to keep a pass's memory small. A provider
+    /// that starts failing or hanging holds a pass for one round of `concurrency`
+    /// requests only: the channel pauses for the rest of it.
     fn batch(&self) -> usize {
-        self.policy.concurrency.saturating_mul(4).clamp(64, 4096)
+        self.policy.concurrency.saturating_mul(16).clamp(64, 4096)
     }
 
     /// Deliver what is due, at most one batch.
@@ -518,12 +573,22 @@ impl Notifier {
                 }
             })
             .collect();
+        let pause = PassPause::default();
         let results: Vec<(Job, JobResult)> = stream::iter(jobs)
-            .map(|job| async move {
-                let r = self.send(&job).await;
-                // Alive even when a pass waits on a provider that hangs.
-                self.store.beat(Utc::now());
-                (job, r)
+            .map(|job| {
+                let pause = &pause;
+                async move {
+                    // A channel that started failing during this pass takes no more
+                    // sends in it: the rest wait with the breaker, not for a timeout each.
+                    if pause.paused(job.route) {
+                        return (job, JobResult::Deferred);
+                    }
+                    let r = self.send(&job).await;
+                    pause.saw(job.route, &r);
+                    // Alive even when a pass waits on a provider that hangs.
+                    self.store.beat(Utc::now());
+                    (job, r)
+                }
             })
             .buffer_unordered(self.policy.concurrency)
             .collect()
@@ -532,11 +597,15 @@ impl Notifier {
         let mut touched: BTreeMap<u64, Vec<DeadLetter>> = BTreeMap::new();
         let mut reports: BTreeMap<Route, ChannelReport> = BTreeMap::new();
         let mut failed: Vec<(u64, Route)> = Vec::new();
+        let mut deferred: Vec<(u64, Route)> = Vec::new();
         for (job, result) in results {
             let route = job.route;
-            let ids: Vec<u64> = std::iter::once(job.lead.id)
-                .chain(job.others.iter().map(|m| m.id))
-                .collect();
+            let ids = std::iter::once(job.lead.id).chain(job.others.iter().map(|m| m.id));
+            if matches!(result, JobResult::Deferred) {
+                deferred.extend(ids.map(|id| (id, route)));
+                continue;
+            }
+            let ids: Vec<u64> = ids.collect();
             if self.settle(job, result, done, &mut seen, &mut touched, &mut reports) {
                 failed.extend(ids.into_iter().map(|id| (id, route)));
             }
@@ -583,6 +652,13 @@ impl Notifier {
                     provider = self.provider_name(*route),
                     "provider answers again: the channel resumes"
                 );
+            }
+        }
+        // Not tried: they wait with the breaker (or, if it did not open after all, are
+        // due again in the next pass).
+        for (id, route) in deferred {
+            if let (true, Some((m, _))) = (sched.tripped(route), seen.get(&id)) {
+                sched.park(route, m);
             }
         }
         // On a paused channel a message waits with the others and goes when the channel
@@ -668,6 +744,8 @@ impl Notifier {
         let lead_id = job.lead.id;
         let mut retry_at = None;
         let (lead_status, dead, others_status) = match result {
+            // Filtered out before; nothing happened to these messages.
+            JobResult::Deferred => return false,
             JobResult::Sent {
                 provider,
                 provider_id,
