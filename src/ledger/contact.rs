@@ -6,7 +6,7 @@ use loyaltyd_adapter::ShopId;
 
 use super::{Ledger, LedgerError};
 use crate::member::{Member, MemberId};
-use crate::notify::delivery::{Contact, Directory};
+use crate::notify::delivery::{Contact, Directory, DurableFuture};
 
 /// A consent change: `None` leaves a channel as it is.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -45,6 +45,10 @@ impl Ledger {
 }
 
 impl Directory for Ledger {
+    fn durable(&self) -> DurableFuture<'_> {
+        Box::pin(async move { Ledger::durable(self).await.map_err(|e| e.to_string()) })
+    }
+
     fn contact(&self, shop: &ShopId, member: &MemberId) -> Option<Contact> {
         let m = self.member(shop, member).ok()??;
         Some(Contact {

@@ -434,4 +434,16 @@ pub trait Directory: Send + Sync + 'static {
     fn contact(&self, shop: &ShopId, member: &MemberId) -> Option<Contact>;
     /// Record that the member withdrew SMS consent (Twilio 21610).
     fn withdraw_sms_consent(&self, shop: &ShopId, member: &MemberId);
+    /// Wait until everything written so far is on disk. The worker sees a message as
+    /// soon as its transaction commits in memory, before the group commit flushes it; a
+    /// crash in between would undo the posting (the POS then resends the sale, and the
+    /// member would get a second text). So the worker waits for this before sending.
+    /// `Err` (storage failed): nothing is sent.
+    fn durable(&self) -> DurableFuture<'_> {
+        Box::pin(std::future::ready(Ok(())))
+    }
 }
+
+/// What [`Directory::durable`] returns.
+pub type DurableFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>>;

@@ -380,6 +380,16 @@ impl Notifier {
         if ids.is_empty() {
             return 0;
         }
+        // Send only what a crash can no longer undo (see `Directory::durable`); one
+        // group-commit wait covers the whole batch.
+        if let Err(e) = self.directory.durable().await {
+            tracing::error!(error = %e, "storage is not durable: nothing is sent");
+            let retry_at = now.timestamp_millis() + 1_000;
+            for id in ids {
+                sched.set(id, retry_at);
+            }
+            return 0;
+        }
         let routes = self.routes();
         let now_ms = now.timestamp_millis();
         let coalesce = self.policy.coalesce;
@@ -1113,6 +1123,91 @@ fn quiet_until(shop: &ShopNotify, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A member store whose storage can be made to fail.
+    struct FlakyStore {
+        durable: std::sync::atomic::AtomicBool,
+    }
+
+    impl Directory for FlakyStore {
+        fn contact(&self, _: &ShopId, _: &MemberId) -> Option<Contact> {
+            None
+        }
+        fn withdraw_sms_consent(&self, _: &ShopId, _: &MemberId) {}
+        fn durable(&self) -> crate::notify::delivery::DurableFuture<'_> {
+            let ok = self.durable.load(std::sync::atomic::Ordering::SeqCst);
+            Box::pin(async move {
+                if ok {
+                    Ok(())
+                } else {
+                    Err("storage flush failed: No space left on device".into())
+                }
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn nothing_is_sent_until_the_store_says_the_message_is_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let sent = dir.path().join("sent.log");
+        std::fs::write(
+            dir.path().join("rules.toml"),
+            "[earn]\npoints_per_unit = \"1\"\n",
+        )
+        .unwrap();
+        let config_path = dir.path().join("loyaltyd.toml");
+        std::fs::write(
+            &config_path,
+            format!(
+                "[server]\nadmin_token = \"long-enough\"\n[notify.console]\nfile = {:?}\n\
+                 [[shops]]\nid = \"demo\"\ncurrency = \"USD\"\n",
+                sent.display().to_string()
+            ),
+        )
+        .unwrap();
+        let config = crate::config::Config::load_with_env(&config_path, vec![]).unwrap();
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let store = Arc::new(FlakyStore {
+            durable: std::sync::atomic::AtomicBool::new(false),
+        });
+        let notifier = crate::notify::setup::build(
+            &config,
+            &db,
+            store.clone(),
+            Arc::new(crate::metrics::Metrics::default()),
+        )
+        .unwrap();
+        let msg: OutboxMessage = serde_json::from_value(serde_json::json!({
+            "id": 1,
+            "shop": "demo",
+            "member": "m_00000000000000000001",
+            "first_name": null,
+            "posting_id": 1,
+            "notice": {"notice": "tier_changed", "from": null, "to": "gold"},
+            "created_at": Utc::now().to_rfc3339(),
+        }))
+        .unwrap();
+        notifier
+            .store
+            .pending
+            .insert(1u64.to_be_bytes(), serde_json::to_vec(&msg).unwrap())
+            .unwrap();
+        let mut sched = Schedule::new(schedule::watch(&notifier.store.pending, Wakeup::default()));
+        sweep(&notifier.store, &mut sched).await;
+
+        notifier.pass(&mut sched, Utc::now()).await;
+        let log = std::fs::read_to_string(&sent).unwrap_or_default();
+        assert!(log.is_empty(), "sent before the message was durable: {log:?}");
+        assert_eq!(notifier.store.pending.len(), 1);
+
+        store
+            .durable
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let later = Utc::now() + chrono::Duration::seconds(2);
+        notifier.pass(&mut sched, later).await;
+        let log = std::fs::read_to_string(&sent).unwrap_or_default();
+        assert!(log.contains("gold"), "not sent once durable: {log:?}");
+    }
 
     fn shop(q: &str) -> ShopNotify {
         ShopNotify {
