@@ -1197,7 +1197,10 @@ mod tests {
 
         notifier.pass(&mut sched, Utc::now()).await;
         let log = std::fs::read_to_string(&sent).unwrap_or_default();
-        assert!(log.is_empty(), "sent before the message was durable: {log:?}");
+        assert!(
+            log.is_empty(),
+            "sent before the message was durable: {log:?}"
+        );
         assert_eq!(notifier.store.pending.len(), 1);
 
         store
