@@ -141,6 +141,7 @@ async fn run_jobs(
             tokio::task::spawn_blocking(move || -> Result<u64, crate::ledger::LedgerError> {
                 let now = chrono::Utc::now();
                 let mut postings = 0;
+                crate::ledger::retention::run(&l, &c, now);
                 for s in &c.shops {
                     postings += l.mature_due(&s.id, now)?.postings;
                     let rules = s.rules.current();

@@ -2,9 +2,10 @@
 # Soak test: the load generator at a moderate, steady rate against the release daemon,
 # sampling every SAMPLE_SECS the daemon's RSS, open files, database size and the
 # interval's webhook latency (p50/p99). Fails if any webhook failed, if open files grow
-# (> first + 32), or if RSS passes MAX_RSS_MIB (default 512): sled keeps a 64 MiB page
-# cache plus per-page metadata that grows slowly with the database, so RSS is bounded
-# by configuration and data size, not by time.
+# (> first + 32), or if RSS passes MAX_RSS_MIB (default 512). RSS follows the data, not
+# the uptime: sled's 64 MiB cache fills in the first minutes, then its page table and
+# the free memory malloc keeps grow with what was written (docs/hardening.md, "Memory
+# and retention"; tools/mem-probe.sh takes it apart).
 #
 #   SOAK_SECS=1800 SAMPLE_SECS=60 tools/soak.sh     # the documented 30-minute run
 #   SOAK_SECS=120 SAMPLE_SECS=20 tools/soak.sh      # the CI version

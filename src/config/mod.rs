@@ -88,6 +88,14 @@ pub struct StorageConfig {
     /// for benchmarking the cost of durability only — acknowledged events can then be
     /// lost in a crash.
     pub durable_acks: bool,
+    /// `dedupe_retention_days` (default 30; 0 keeps them forever, else at least 3, past
+    /// Square's 72-hour retries): how long the answer to a sender's delivery id is kept
+    /// for its retries. Order and refund records, which stop a late redelivery from
+    /// posting twice, are kept forever.
+    pub dedupe_retention: Option<Duration>,
+    /// `sent_retention_days` (default 30; 0 keeps them forever): how long the record of
+    /// a delivered notification is kept.
+    pub sent_retention: Option<Duration>,
 }
 
 /// One `[[shops]]` entry.
@@ -214,6 +222,8 @@ struct RawServer {
 struct RawStorage {
     path: Option<String>,
     durable_acks: Option<bool>,
+    dedupe_retention_days: Option<u64>,
+    sent_retention_days: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -396,6 +406,26 @@ fn validate(
     if storage_path.trim().is_empty() {
         return Err(loc.err("storage.path", "must not be empty"));
     }
+    let retention_days = |key: &str, v: Option<u64>, min: u64, why: &str| match v.unwrap_or(30) {
+        0 => Ok(None),
+        d if d < min || d > 36_500 => Err(loc.err(
+            key,
+            format!("must be 0 (keep forever) or between {min} and 36500 days{why}"),
+        )),
+        d => Ok(Some(Duration::from_secs(d * 86_400))),
+    };
+    let dedupe_retention = retention_days(
+        "storage.dedupe_retention_days",
+        raw.storage.dedupe_retention_days,
+        3,
+        ": senders retry a delivery for up to 72 hours (Square)",
+    )?;
+    let sent_retention = retention_days(
+        "storage.sent_retention_days",
+        raw.storage.sent_retention_days,
+        1,
+        "",
+    )?;
 
     let jobs_interval = raw.jobs.interval_secs.unwrap_or(60);
     if jobs_interval == 0 || jobs_interval > 86_400 {
@@ -612,6 +642,8 @@ fn validate(
         storage: StorageConfig {
             path: PathBuf::from(storage_path),
             durable_acks: raw.storage.durable_acks.unwrap_or(true),
+            dedupe_retention,
+            sent_retention,
         },
         notify,
         tokens,
@@ -905,6 +937,40 @@ webhook_secret = "x"
         )
         .unwrap_err();
         assert_eq!(e.key, "server.listen");
+    }
+
+    #[test]
+    fn retention_windows_default_to_30_days_allow_0_and_refuse_less_than_the_retries() {
+        let dir = tempfile::tempdir().unwrap();
+        let shop = "[[shops]]\nid = \"d\"\ncurrency = \"USD\"\n";
+        let server = "[server]\nadmin_token = \"long-enough\"\n";
+        let p = write_config(dir.path(), &format!("{server}{shop}"));
+        let c = Config::load_with_env(&p, vec![]).unwrap();
+        let month = Some(Duration::from_secs(30 * 86_400));
+        assert_eq!(
+            (c.storage.dedupe_retention, c.storage.sent_retention),
+            (month, month)
+        );
+        let p = write_config(
+            dir.path(),
+            &format!(
+                "{server}[storage]\ndedupe_retention_days = 0\nsent_retention_days = 7\n{shop}"
+            ),
+        );
+        let c = Config::load_with_env(&p, vec![]).unwrap();
+        assert_eq!(c.storage.dedupe_retention, None);
+        assert_eq!(
+            c.storage.sent_retention,
+            Some(Duration::from_secs(7 * 86_400))
+        );
+        for (body, key) in [
+            ("dedupe_retention_days = 2", "storage.dedupe_retention_days"),
+            ("sent_retention_days = 40000", "storage.sent_retention_days"),
+        ] {
+            let p = write_config(dir.path(), &format!("{server}[storage]\n{body}\n{shop}"));
+            let e = Config::load_with_env(&p, vec![]).unwrap_err();
+            assert_eq!((e.key.as_str(), e.line), (key, Some(4)), "{e}");
+        }
     }
 
     #[test]

@@ -27,6 +27,7 @@ pub mod lots;
 pub mod merge;
 pub mod policy;
 pub mod replay;
+pub mod retention;
 pub mod reverse;
 pub mod spend;
 pub mod tiers;
@@ -333,6 +334,8 @@ pub struct Ledger {
     /// Each shop's rewards catalogue, for "reward unlocked" notices (set from the
     /// rules at start and on every reload).
     catalogues: Arc<std::sync::RwLock<HashMap<ShopId, Arc<Vec<crate::rules::Reward>>>>>,
+    /// Where the retention job's sweeps stand.
+    retention: Arc<retention::Sweeps>,
 }
 
 impl Ledger {
@@ -377,6 +380,7 @@ impl Ledger {
             commit: None,
             gate,
             catalogues: Default::default(),
+            retention: Default::default(),
             db,
         })
     }
@@ -645,7 +649,8 @@ impl Ledger {
         Ok(self.shop_state(shop)?.seq)
     }
 
-    /// Ids of every outbox message (pending and sent) with the posting they announce.
+    /// Ids of every outbox message (pending, sent, or sent and pruned by retention)
+    /// with the posting they announce.
     pub fn outbox_postings(&self) -> Result<Vec<(ShopId, u64)>, LedgerError> {
         let mut out = Vec::new();
         for tree in [
@@ -666,6 +671,8 @@ impl Ledger {
                 }
             }
         }
+        // Sent records the retention job pruned still count: their posting ids are kept.
+        out.extend(retention::pruned_notices(self)?);
         Ok(out)
     }
 
