@@ -369,13 +369,13 @@ pub fn score(ctx: &SaleContext<'_>, member: &MemberSnapshot, rules: &RuleSet) ->
                     Per::Order => {
                         let raw = mul(scope_spend, rate);
                         let p = round_points(rounding, raw);
-                        let how = How::RateOrder {
+                        let how = How::Rate {
                             id: id(),
                             rate,
                             cur,
                             spend: scope_spend,
                             scope,
-                            raw,
+                            raw: Some(raw),
                             rounding,
                             points: p,
                         };
@@ -388,12 +388,13 @@ pub fn score(ctx: &SaleContext<'_>, member: &MemberSnapshot, rules: &RuleSet) ->
                                 p = p.saturating_add(round_points(rounding, mul(*e, rate)));
                             }
                         }
-                        let how = How::RateLine {
+                        let how = How::Rate {
                             id: id(),
                             rate,
                             cur,
                             spend: scope_spend,
                             scope,
+                            raw: None,
                             rounding,
                             points: p,
                         };

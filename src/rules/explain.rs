@@ -54,22 +54,15 @@ pub(crate) enum How {
         rounding: Rounding,
         points: i64,
     },
-    RateOrder {
+    /// `points_per_unit`; `raw` is the unrounded total when rounding once per order,
+    /// `None` when each line is rounded.
+    Rate {
         id: String,
         rate: Decimal,
         cur: Currency,
         spend: Decimal,
         scope: Scope,
-        raw: Decimal,
-        rounding: Rounding,
-        points: i64,
-    },
-    RateLine {
-        id: String,
-        rate: Decimal,
-        cur: Currency,
-        spend: Decimal,
-        scope: Scope,
+        raw: Option<Decimal>,
         rounding: Rounding,
         points: i64,
     },
@@ -201,7 +194,7 @@ impl How {
                 o.s(" = ").d(*raw).s(", ").rounding(*rounding);
                 o.s(" -> ").i(*points);
             }
-            How::RateOrder {
+            How::Rate {
                 id,
                 rate,
                 cur,
@@ -213,33 +206,13 @@ impl How {
             } => {
                 let cur = cur.as_str();
                 o.s(id).s(": ").d(*rate).s(" points per ").s(cur);
-                o.s(" on ")
-                    .d(*spend)
-                    .s(" ")
-                    .s(cur)
-                    .s(" of ")
-                    .s(scope.as_str());
-                o.s(" = ").d(*raw).s(", ").rounding(*rounding);
-                o.s(" -> +").i(*points);
-            }
-            How::RateLine {
-                id,
-                rate,
-                cur,
-                spend,
-                scope,
-                rounding,
-                points,
-            } => {
-                let cur = cur.as_str();
-                o.s(id).s(": ").d(*rate).s(" points per ").s(cur);
-                o.s(" on ")
-                    .d(*spend)
-                    .s(" ")
-                    .s(cur)
-                    .s(" of ")
-                    .s(scope.as_str());
-                o.s(", ").rounding(*rounding).s(" per line -> +").i(*points);
+                o.s(" on ").d(*spend).s(" ").s(cur);
+                o.s(" of ").s(scope.as_str());
+                match raw {
+                    Some(raw) => o.s(" = ").d(*raw).s(", ").rounding(*rounding).s(" -> +"),
+                    None => o.s(", ").rounding(*rounding).s(" per line -> +"),
+                };
+                o.i(*points);
             }
             How::Multiplier {
                 id,

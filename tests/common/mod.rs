@@ -101,15 +101,21 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(config: &Path) -> Daemon {
+        Daemon::spawn(config, Stdio::inherit()).0
+    }
+
+    /// Start `loyaltyd serve` and wait for its address; returns its stderr when piped.
+    fn spawn(config: &Path, stderr: Stdio) -> (Daemon, Option<std::process::ChildStderr>) {
         let mut child = Command::new(env!("CARGO_BIN_EXE_loyaltyd"))
             .args(["serve", "--config"])
             .arg(config)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("start loyaltyd");
         let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take();
         let lines = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = std::sync::mpsc::channel();
         let sink = lines.clone();
@@ -124,11 +130,12 @@ impl Daemon {
         let base = rx
             .recv_timeout(Duration::from_secs(30))
             .expect("loyaltyd did not print its address");
-        Daemon {
+        let daemon = Daemon {
             child,
             base,
             stdout: lines,
-        }
+        };
+        (daemon, stderr)
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -332,28 +339,9 @@ impl Daemon {
     /// Like [`Daemon::start`], with `RUST_LOG=warn` and stderr collected instead of
     /// inherited.
     pub fn start_with_logs(config: &Path) -> (Daemon, Logs) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_loyaltyd"))
-            .args(["serve", "--config"])
-            .arg(config)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start loyaltyd");
-        let stdout = child.stdout.take().unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let lines = Arc::new(Mutex::new(Vec::new()));
+        let (daemon, stderr) = Daemon::spawn(config, Stdio::piped());
+        let stderr = stderr.expect("stderr is piped");
         let logs: Logs = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let sink = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix("loyaltyd listening on ") {
-                    let _ = tx.send(addr.to_string());
-                }
-                sink.lock().unwrap().push(line);
-            }
-        });
         let log_sink = logs.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -361,17 +349,7 @@ impl Daemon {
                 log_sink.lock().unwrap().push(line);
             }
         });
-        let base = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("loyaltyd did not print its address");
-        (
-            Daemon {
-                child,
-                base,
-                stdout: lines,
-            },
-            logs,
-        )
+        (daemon, logs)
     }
 
     /// Wait for the daemon to exit by itself (at most 30 s, then the test fails).
