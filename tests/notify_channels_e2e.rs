@@ -17,27 +17,18 @@ async fn a_sale_for_a_member_with_both_consents_is_one_text_and_one_email() {
     let twilio = FakeTwilio::start(SID, TOKEN).await;
     let sendgrid = FakeSendGrid::start("SG.test-key").await;
     let setup = Setup::new(1024 * 1024);
-    let path = setup.config_path();
     let notify = format!(
         "[notify]\nretry_base_ms = 100\nretry_cap_secs = 1\n\n\
          [notify.sms]\nbase_url = \"{}\"\naccount_sid = \"{SID}\"\nauth_token = \"{TOKEN}\"\n\
          from = \"+15005550006\"\nrate_per_sec = 200\n\n\
          [notify.email]\nprovider = \"sendgrid\"\nbase_url = \"{}\"\napi_key = \"SG.test-key\"\n\
-         from = \"points@demo.example\"\n\n[[shops]]\nid = \"demo\"",
+         from = \"points@demo.example\"",
         twilio.base_url(),
         sendgrid.base_url()
     );
-    let text =
-        std::fs::read_to_string(&path)
-            .unwrap()
-            .replacen("[[shops]]\nid = \"demo\"", &notify, 1);
-    std::fs::write(&path, text).unwrap();
+    setup.add_config(&notify);
     // No reward in reach: one message per sale.
-    std::fs::write(
-        setup.dir.path().join("rules.toml"),
-        "[earn]\npoints_per_unit = \"1\"\n",
-    )
-    .unwrap();
+    setup.base_rules_only();
     let d = setup.start();
     // Ada as Shopify sent her (e-mail consent), with SMS consent given too.
     let ada = String::from_utf8(fixture("customers-update.json"))

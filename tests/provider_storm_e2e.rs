@@ -36,23 +36,14 @@ const RSS_LIMIT_KIB: u64 = 256 * 1024;
 /// unit with no reward in reach: exactly one message per sale.
 fn setup(twilio: &FakeTwilio) -> Setup {
     let setup = Setup::new(1024 * 1024);
-    let path = setup.config_path();
     let notify = format!(
         "[notify]\nretry_base_ms = 100\nretry_cap_secs = 1\nconcurrency = {CONCURRENCY}\n\n\
          [notify.sms]\nbase_url = \"{}\"\naccount_sid = \"{SID}\"\nauth_token = \"{TOKEN}\"\n\
-         from = \"{FROM}\"\nrate_per_sec = 1000\ntimeout_secs = 1\n\n[[shops]]\nid = \"demo\"",
+         from = \"{FROM}\"\nrate_per_sec = 1000\ntimeout_secs = 1",
         twilio.base_url()
     );
-    let text =
-        std::fs::read_to_string(&path)
-            .unwrap()
-            .replacen("[[shops]]\nid = \"demo\"", &notify, 1);
-    std::fs::write(&path, text).unwrap();
-    std::fs::write(
-        setup.dir.path().join("rules.toml"),
-        "[earn]\npoints_per_unit = \"1\"\n",
-    )
-    .unwrap();
+    setup.add_config(&notify);
+    setup.base_rules_only();
     setup
 }
 

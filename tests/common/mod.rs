@@ -90,6 +90,27 @@ rules = "rules.toml"
     pub fn start(&self) -> Daemon {
         Daemon::start(&self.config_path())
     }
+
+    /// Put `tables` (e.g. a `[notify]` section) into the config, before the shops.
+    pub fn add_config(&self, tables: &str) {
+        let path = self.config_path();
+        let text = std::fs::read_to_string(&path).unwrap().replacen(
+            "[[shops]]\nid = \"demo\"",
+            &format!("{tables}\n\n[[shops]]\nid = \"demo\""),
+            1,
+        );
+        std::fs::write(&path, text).unwrap();
+    }
+
+    /// A rules file with only the base rate (1 point per unit, no rewards): one
+    /// message per sale.
+    pub fn base_rules_only(&self) {
+        std::fs::write(
+            self.dir.path().join("rules.toml"),
+            "[earn]\npoints_per_unit = \"1\"\n",
+        )
+        .unwrap();
+    }
 }
 
 /// A running daemon; SIGKILLed on drop if still running.
