@@ -593,7 +593,10 @@ fn open_ledger(c: &Config) -> anyhow::Result<crate::ledger::Ledger> {
     // a daemon exited): wait up to 3 s for the lock before reporting it as taken.
     let mut attempts = 0;
     let ledger = loop {
-        match crate::ledger::Ledger::open_offline(&c.storage.path) {
+        match crate::ledger::Ledger::open_offline_with_cache(
+            &c.storage.path,
+            c.storage.cache_capacity_bytes,
+        ) {
             Ok(l) => break l,
             Err(e) if attempts < 30 && e.to_string().contains("could not acquire lock") => {
                 attempts += 1;

@@ -17,12 +17,13 @@ use crate::notify::worker;
 
 /// Run the daemon until a shutdown signal.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
-    let ledger = Ledger::open(&config.storage.path).with_context(|| {
-        format!(
-            "cannot open the ledger at {}",
-            config.storage.path.display()
-        )
-    })?;
+    let ledger = Ledger::open_with_cache(&config.storage.path, config.storage.cache_capacity_bytes)
+        .with_context(|| {
+            format!(
+                "cannot open the ledger at {}",
+                config.storage.path.display()
+            )
+        })?;
     for shop in &config.shops {
         ledger.set_rewards(&shop.id, shop.rules.current().rewards.clone());
     }

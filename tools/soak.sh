@@ -3,13 +3,15 @@
 # sampling every SAMPLE_SECS the daemon's RSS, open files, database size and the
 # interval's webhook latency (p50/p99). Fails if any webhook failed, if open files grow
 # (> first + 32), or if RSS passes MAX_RSS_MIB (default 512). RSS follows the data, not
-# the uptime: sled's 64 MiB cache fills in the first minutes, then its page table and
-# the free memory malloc keeps grow with what was written (docs/hardening.md, "Memory
-# and retention"; tools/mem-probe.sh takes it apart).
+# the uptime: sled's cache fills in the first minutes, then its page table grows with
+# what was written (docs/hardening.md, "Memory and retention"; tools/mem-probe.sh takes
+# it apart).
 #
 #   SOAK_SECS=1800 SAMPLE_SECS=60 tools/soak.sh     # the documented 30-minute run
 #   SOAK_SECS=120 SAMPLE_SECS=20 tools/soak.sh      # the CI version
-# Knobs: RATE (300 req/s), MEMBERS (2000), PORT (18282), NO_BUILD=1, KEEP=1.
+# Knobs: RATE (300 req/s), MEMBERS (2000), PORT (18282), CACHE_MIB (the config's
+# storage.cache_capacity_mib; default: the daemon's), NO_BUILD=1, KEEP=1,
+# LOYALTYD_BIN (another build of the daemon).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,7 +25,7 @@ TARGET_DIR=${CARGO_TARGET_DIR:-target}
 if [ -z "${NO_BUILD:-}" ]; then
     cargo build --release -p loyaltyd -p loyaltyd-loadgen
 fi
-LOYALTYD=$TARGET_DIR/release/loyaltyd
+LOYALTYD=${LOYALTYD_BIN:-$TARGET_DIR/release/loyaltyd}
 LOADGEN=$TARGET_DIR/release/loadgen
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/loyaltyd-soak.XXXXXX")
@@ -56,6 +58,7 @@ admin_token = "soak-admin-token"
 
 [storage]
 path = "$TMP/data"
+${CACHE_MIB:+cache_capacity_mib = $CACHE_MIB}
 
 [notify.console]
 file = "$TMP/notifications.log"

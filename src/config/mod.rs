@@ -96,6 +96,10 @@ pub struct StorageConfig {
     /// `sent_retention_days` (default 30; 0 keeps them forever): how long the record of
     /// a delivered notification is kept.
     pub sent_retention: Option<Duration>,
+    /// `cache_capacity_mib` (default 16, 1 to 65536): sled's page cache. sled counts
+    /// pages at their on-disk size, so the memory it takes is a few times this
+    /// (docs/hardening.md, "Memory and retention").
+    pub cache_capacity_bytes: u64,
 }
 
 /// One `[[shops]]` entry.
@@ -224,6 +228,7 @@ struct RawStorage {
     durable_acks: Option<bool>,
     dedupe_retention_days: Option<u64>,
     sent_retention_days: Option<u64>,
+    cache_capacity_mib: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -426,6 +431,16 @@ fn validate(
         1,
         "",
     )?;
+    let cache_mib = raw
+        .storage
+        .cache_capacity_mib
+        .unwrap_or(crate::ledger::DEFAULT_CACHE_MIB);
+    if cache_mib == 0 || cache_mib > 65_536 {
+        return Err(loc.err(
+            "storage.cache_capacity_mib",
+            "must be between 1 and 65536 (MiB)",
+        ));
+    }
 
     let jobs_interval = raw.jobs.interval_secs.unwrap_or(60);
     if jobs_interval == 0 || jobs_interval > 86_400 {
@@ -644,6 +659,7 @@ fn validate(
             durable_acks: raw.storage.durable_acks.unwrap_or(true),
             dedupe_retention,
             sent_retention,
+            cache_capacity_bytes: cache_mib * 1024 * 1024,
         },
         notify,
         tokens,
@@ -951,14 +967,17 @@ webhook_secret = "x"
             (c.storage.dedupe_retention, c.storage.sent_retention),
             (month, month)
         );
+        assert_eq!(c.storage.cache_capacity_bytes, 16 << 20);
         let p = write_config(
             dir.path(),
             &format!(
-                "{server}[storage]\ndedupe_retention_days = 0\nsent_retention_days = 7\n{shop}"
+                "{server}[storage]\ndedupe_retention_days = 0\nsent_retention_days = 7\n\
+                 cache_capacity_mib = 64\n{shop}"
             ),
         );
         let c = Config::load_with_env(&p, vec![]).unwrap();
         assert_eq!(c.storage.dedupe_retention, None);
+        assert_eq!(c.storage.cache_capacity_bytes, 64 << 20);
         assert_eq!(
             c.storage.sent_retention,
             Some(Duration::from_secs(7 * 86_400))
@@ -966,6 +985,7 @@ webhook_secret = "x"
         for (body, key) in [
             ("dedupe_retention_days = 2", "storage.dedupe_retention_days"),
             ("sent_retention_days = 40000", "storage.sent_retention_days"),
+            ("cache_capacity_mib = 0", "storage.cache_capacity_mib"),
         ] {
             let p = write_config(dir.path(), &format!("{server}[storage]\n{body}\n{shop}"));
             let e = Config::load_with_env(&p, vec![]).unwrap_err();

@@ -216,7 +216,8 @@ impl Ledger {
             return Ok(report);
         }
         let today = now.with_timezone(&timezone).date_naive();
-        for m in self.all_members(shop)? {
+        for record in self.records(shop) {
+            let m = record?.member;
             let due = m.birthday.is_some_and(|b| is_birthday(b, today))
                 && m.birthday_bonus_year != Some(today.year());
             if !due {

@@ -8,10 +8,11 @@ use chrono_tz::Tz;
 use loyaltyd_adapter::ShopId;
 
 use super::journal::{Account, Entry, LotChange, Posting, PostingKind};
+use super::lots::Lot;
 use super::policy::{ExpiryPolicy, LedgerPolicy};
 use super::tx::{Tx, TxResult};
 use super::{Ledger, LedgerError};
-use crate::member::MemberId;
+use crate::member::{Member, MemberId};
 use crate::points::Points;
 
 /// What a job run did.
@@ -27,14 +28,16 @@ impl Ledger {
     /// Move every pending lot whose returns window ended by `now` to available.
     pub fn mature_due(&self, shop: &ShopId, now: DateTime<Utc>) -> Result<JobReport, LedgerError> {
         let mut report = JobReport::default();
-        for (member, lots) in self.all_lots(shop)? {
-            if !lots
+        for record in self.records(shop) {
+            let record = record?;
+            if !record
                 .lots
                 .iter()
                 .any(|l| l.pending_until.is_some_and(|t| t <= now))
             {
                 continue;
             }
+            let member = record.member.id;
             if let Some(points) = self.transact(shop, |tx| mature_member(tx, &member, now))? {
                 report.postings += 1;
                 report.points += points;
@@ -55,7 +58,13 @@ impl Ledger {
         if policy.expiry == ExpiryPolicy::Never {
             return Ok(report);
         }
-        for (member, _) in self.all_lots(shop)? {
+        for record in self.records(shop) {
+            let record = record?;
+            // Most members have nothing due: look before opening a transaction.
+            if expiring_lots(&record.member, &record.lots, policy, timezone, now).is_empty() {
+                continue;
+            }
+            let member = record.member.id;
             if let Some(points) =
                 self.transact(shop, |tx| expire_member(tx, &member, policy, timezone, now))?
             {
@@ -140,6 +149,37 @@ fn mature_member(
     Ok(Some(amount))
 }
 
+/// The lots `policy` expires at `now`: fixed-age lots past their date, or, after the
+/// member's inactivity deadline, every available lot. A job never acts on lots from
+/// after its own clock (`jobs run --at`).
+fn expiring_lots(
+    member: &Member,
+    lots: &[Lot],
+    policy: &LedgerPolicy,
+    timezone: Tz,
+    now: DateTime<Utc>,
+) -> Vec<u64> {
+    let open = |l: &&Lot| !l.is_pending() && l.earned_at <= now;
+    match policy.expiry {
+        ExpiryPolicy::Never => Vec::new(),
+        ExpiryPolicy::Fixed { .. } => lots
+            .iter()
+            .filter(open)
+            .filter(|l| l.expires_at.is_some_and(|t| t <= now))
+            .map(|l| l.id)
+            .collect(),
+        ExpiryPolicy::Inactivity { .. } => {
+            let last = member.last_activity_at.unwrap_or(member.created_at);
+            match policy.inactivity_deadline(last, timezone) {
+                Some(deadline) if deadline <= now => {
+                    lots.iter().filter(open).map(|l| l.id).collect()
+                }
+                _ => Vec::new(),
+            }
+        }
+    }
+}
+
 fn expire_member(
     tx: &Tx<'_>,
     member_id: &MemberId,
@@ -152,30 +192,7 @@ fn expire_member(
         None => return Ok(None),
     };
     let mut lots = tx.lots(member_id)?;
-    let due: Vec<u64> = match policy.expiry {
-        ExpiryPolicy::Never => Vec::new(),
-        ExpiryPolicy::Fixed { .. } => lots
-            .lots
-            .iter()
-            .filter(|l| {
-                !l.is_pending() && l.earned_at <= now && l.expires_at.is_some_and(|t| t <= now)
-            })
-            .map(|l| l.id)
-            .collect(),
-        ExpiryPolicy::Inactivity { .. } => {
-            let last = member.last_activity_at.unwrap_or(member.created_at);
-            match policy.inactivity_deadline(last, timezone) {
-                // A job never acts on lots from after its own clock (`jobs run --at`).
-                Some(deadline) if deadline <= now => lots
-                    .lots
-                    .iter()
-                    .filter(|l| !l.is_pending() && l.earned_at <= now)
-                    .map(|l| l.id)
-                    .collect(),
-                _ => Vec::new(),
-            }
-        }
-    };
+    let due = expiring_lots(&member, &lots.lots, policy, timezone, now);
     if due.is_empty() {
         return Ok(None);
     }
@@ -241,10 +258,12 @@ impl Ledger {
         }
         let horizon = now + chrono::Duration::days(i64::from(days));
         let mut queued = 0;
-        for (member, lots) in self.all_lots(shop)? {
+        for record in self.records(shop) {
+            let record = record?;
+            let member = record.member.id;
             // The earliest expiry inside the horizon, with every point lapsing then.
             let mut due: Option<(DateTime<Utc>, Points)> = None;
-            for l in lots
+            for l in record
                 .lots
                 .iter()
                 .filter(|l| !l.is_pending() && l.remaining.0 > 0)

@@ -338,11 +338,21 @@ pub struct Ledger {
     retention: Arc<retention::Sweeps>,
 }
 
+/// sled's page cache unless `storage.cache_capacity_mib` says otherwise. sled overshoots
+/// it several times over (docs/hardening.md, "Memory and retention"); 16 MiB served
+/// the same latency as 64 MiB at a third less memory.
+pub const DEFAULT_CACHE_MIB: u64 = 16;
+
 impl Ledger {
     /// Open (or create) the ledger in `path` for the daemon, with group commit (needs a
-    /// tokio runtime).
+    /// tokio runtime) and the default cache.
     pub fn open(path: &Path) -> Result<Ledger, LedgerError> {
-        let mut l = Self::open_offline(path)?;
+        Self::open_with_cache(path, DEFAULT_CACHE_MIB << 20)
+    }
+
+    /// [`Ledger::open`] with a page cache of `cache_bytes`.
+    pub fn open_with_cache(path: &Path, cache_bytes: u64) -> Result<Ledger, LedgerError> {
+        let mut l = Self::open_offline_with_cache(path, cache_bytes)?;
         l.commit = Some(GroupCommit::start(l.db.clone()));
         Ok(l)
     }
@@ -350,9 +360,14 @@ impl Ledger {
     /// Open for offline tools (verify, export, jobs from the CLI): no async runtime;
     /// [`Ledger::durable`] flushes directly.
     pub fn open_offline(path: &Path) -> Result<Ledger, LedgerError> {
+        Self::open_offline_with_cache(path, DEFAULT_CACHE_MIB << 20)
+    }
+
+    /// [`Ledger::open_offline`] with a page cache of `cache_bytes`.
+    pub fn open_offline_with_cache(path: &Path, cache_bytes: u64) -> Result<Ledger, LedgerError> {
         let db = sled::Config::new()
             .path(path)
-            .cache_capacity(64 * 1024 * 1024)
+            .cache_capacity(cache_bytes)
             .open()
             .map_err(|e| match e {
                 sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
@@ -592,13 +607,19 @@ impl Ledger {
         })
     }
 
+    /// A shop's member records, read one at a time. The jobs walk every member each
+    /// pass: collecting them first held the whole member table in memory once a minute.
+    pub(crate) fn records(
+        &self,
+        shop: &ShopId,
+    ) -> impl Iterator<Item = Result<tx::MemberRecord, LedgerError>> + use<> {
+        self.members
+            .scan_prefix(keys::shop_prefix(shop))
+            .map(|item| Ok(serde_json::from_slice(&item?.1)?))
+    }
+
     fn all_records(&self, shop: &ShopId) -> Result<Vec<tx::MemberRecord>, LedgerError> {
-        let mut out = Vec::new();
-        for item in self.members.scan_prefix(keys::shop_prefix(shop)) {
-            let (_, v) = item?;
-            out.push(serde_json::from_slice(&v)?);
-        }
-        Ok(out)
+        self.records(shop).collect()
     }
 
     /// Every member with open lots in a shop, with those lots (for jobs and verify).

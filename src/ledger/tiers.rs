@@ -67,7 +67,8 @@ impl Ledger {
     ) -> Result<JobReport, LedgerError> {
         let today = now.with_timezone(&timezone).date_naive();
         let mut report = JobReport::default();
-        for m in self.all_members(shop)? {
+        for record in self.records(shop) {
+            let m = record?.member;
             let target = tiers
                 .tier_for(tiers.qualifying(&m.tier_buckets, today))
                 .map(str::to_string);
