@@ -5,12 +5,15 @@ use std::sync::Arc;
 
 use loyaltyd_adapter::{Adapter, ShopId};
 
+use crate::breaker::ApiBreakers;
 use crate::config::Config;
 
 /// Adapter instances by shop and adapter name.
 #[derive(Clone, Default)]
 pub struct AdapterRegistry {
     adapters: HashMap<(ShopId, String), Arc<dyn Adapter>>,
+    /// The breakers of the sender APIs these adapters call (shared by clones).
+    breakers: ApiBreakers,
 }
 
 /// A shop names an adapter that cannot be built.
@@ -106,7 +109,10 @@ impl AdapterRegistry {
                 adapters.insert((shop.id.clone(), d.adapter.clone()), Arc::new(a));
             }
         }
-        Ok(AdapterRegistry { adapters })
+        Ok(AdapterRegistry {
+            adapters,
+            breakers: ApiBreakers::default(),
+        })
     }
 
     /// A shop's adapter by name.
@@ -114,6 +120,12 @@ impl AdapterRegistry {
         self.adapters
             .get(&(shop.clone(), name.to_string()))
             .cloned()
+    }
+
+    /// The circuit breakers of the sender APIs the adapters call, shared by the webhook
+    /// path and the retry worker.
+    pub fn breakers(&self) -> &ApiBreakers {
+        &self.breakers
     }
 
     /// Whether any shop uses an adapter of this name (for metrics labels).

@@ -8,6 +8,7 @@ use loyaltyd_adapter::{
     Adapter, EnrichError, EventEnvelope, ParseError, Parsed, PosEvent, RawRequest, VerifyError,
 };
 
+use crate::breaker::{max_backoff, ApiBreakers};
 use crate::config::ShopConfig;
 use crate::ledger::customer::CustomerCommand;
 use crate::ledger::earn::EarnCommand;
@@ -45,17 +46,29 @@ pub enum Outcome {
     },
 }
 
+/// What every webhook goes through, shared by all requests.
+#[derive(Clone, Copy)]
+pub struct Pipeline<'a> {
+    /// The ledger.
+    pub ledger: &'a Ledger,
+    /// Wakes the notifier after a commit.
+    pub wakeup: &'a Wakeup,
+    /// The sender APIs' circuit breakers (shared with the retry worker).
+    pub breakers: &'a ApiBreakers,
+    /// `storage.durable_acks`: answer only once the effect is on disk.
+    pub durable_acks: bool,
+}
+
 /// Run one raw webhook through the pipeline. Returns only once its effect is durable.
 pub async fn ingest(
-    ledger: &Ledger,
+    p: Pipeline<'_>,
     shop: &ShopConfig,
     adapter: &dyn Adapter,
-    wakeup: &Wakeup,
     req: &RawRequest,
     now: DateTime<Utc>,
-    durable_acks: bool,
 ) -> Result<Outcome, IngestError> {
-    let result = ingest_inner(ledger, shop, adapter, wakeup, req, now, durable_acks).await;
+    let ledger = p.ledger;
+    let result = ingest_inner(p, shop, adapter, req, now).await;
     if let Err(IngestError::Storage(LedgerError::Storage(_))) = &result {
         // sled refused the write itself. If a log write failed, that error is sled's
         // for good and a flush returns it too: the flush makes the group commit record
@@ -66,14 +79,18 @@ pub async fn ingest(
 }
 
 async fn ingest_inner(
-    ledger: &Ledger,
+    p: Pipeline<'_>,
     shop: &ShopConfig,
     adapter: &dyn Adapter,
-    wakeup: &Wakeup,
     req: &RawRequest,
     now: DateTime<Utc>,
-    durable_acks: bool,
 ) -> Result<Outcome, IngestError> {
+    let Pipeline {
+        ledger,
+        wakeup,
+        breakers,
+        durable_acks,
+    } = p;
     adapter.verify(req)?;
     let parsed = adapter.parse(req)?;
     let outcome = match parsed {
@@ -99,23 +116,44 @@ async fn ingest_inner(
                     reason: waiting.last_error,
                 }
             } else if adapter.needs_enrichment(&envelope) {
-                match adapter.enrich((*envelope).clone()).await {
-                    Ok(complete) => Outcome::Done(with_request(req, || {
-                        apply_event(ledger, shop, adapter.name(), &complete, now)
-                    })?),
+                let name = adapter.name();
+                let open = breakers.is_open(&shop.id, name, now);
+                // The API failed moments ago: queue at once rather than make the sender
+                // wait for its timeout. The retry worker probes it.
+                let enriched = if open {
+                    Err(EnrichError::Retryable(format!(
+                        "{name} API failing; queued without calling it"
+                    )))
+                } else {
+                    adapter.enrich((*envelope).clone()).await
+                };
+                match enriched {
+                    Ok(complete) => {
+                        breakers.close(&shop.id, name);
+                        Outcome::Done(with_request(req, || {
+                            apply_event(ledger, shop, name, &complete, now)
+                        })?)
+                    }
                     Err(EnrichError::Retryable(reason)) => {
-                        tracing::warn!(shop = %shop.id, adapter = adapter.name(), event = %envelope.event_id, %reason, "event queued until the sender's API answers");
-                        ledger.enqueue(&shop.id, adapter.name(), &envelope, &reason, now)?;
+                        if !open {
+                            let cap = max_backoff(shop, name);
+                            let pause = breakers.trip(&shop.id, name, Utc::now(), cap);
+                            tracing::warn!(shop = %shop.id, adapter = name, event = %envelope.event_id, %reason, pause_secs = pause.num_seconds(), "sender's API failing; event queued until it answers");
+                        }
+                        ledger.enqueue(&shop.id, name, &envelope, &reason, now)?;
                         Outcome::Queued { reason }
                     }
-                    Err(EnrichError::Permanent(reason)) => Outcome::Done(ledger.record_ignored(
-                        &shop.id,
-                        adapter.name(),
-                        &envelope.event_id,
-                        "sale",
-                        &format!("rejected: {reason}"),
-                        now,
-                    )?),
+                    Err(EnrichError::Permanent(reason)) => {
+                        breakers.close(&shop.id, name);
+                        Outcome::Done(ledger.record_ignored(
+                            &shop.id,
+                            name,
+                            &envelope.event_id,
+                            "sale",
+                            &format!("rejected: {reason}"),
+                            now,
+                        )?)
+                    }
                 }
             } else {
                 Outcome::Done(with_request(req, || {

@@ -22,6 +22,7 @@
 //! `loyaltyd-adapter`).
 
 pub mod adapters;
+pub mod breaker;
 pub mod cli;
 pub mod config;
 pub mod http;

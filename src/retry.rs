@@ -7,10 +7,11 @@
 //! once due, so one order the API cannot serve does not hold up the others.
 //!
 //! **The API is never hammered.** One request at a time, from one task. Per shop and
-//! adapter a breaker: after a failed attempt the adapter's waiting events are left
-//! alone for a pause that doubles with every failed probe (2 s, 4 s, …, at most a
-//! minute or the cap if lower); then the oldest due event is tried as the probe.
-//! Hundreds of queued events cost one request per pause, not one each.
+//! adapter a breaker (`crate::breaker`, shared with the webhook path): after a failed
+//! attempt the adapter's waiting events are left alone for a pause that doubles with
+//! every failed probe (2 s, 4 s, …, at most a minute or the cap if lower); then the
+//! oldest due event is tried as the probe. Hundreds of queued events cost one request
+//! per pause, not one each.
 //!
 //! **A backlog drains at once.** As soon as the API answers, every waiting event of
 //! that adapter is completed in the same pass, due or not, oldest first — not each on
@@ -18,12 +19,12 @@
 //! again). Applied events are made durable in batches (one flush per
 //! [`BATCH`] events) before they are forgotten.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use loyaltyd_adapter::{Adapter, EnrichError, ShopId};
+use loyaltyd_adapter::{Adapter, EnrichError};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -32,19 +33,15 @@ use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 
 use crate::adapters::AdapterRegistry;
+use crate::breaker::{max_backoff, ApiBreakers};
 use crate::config::{Config, ShopConfig};
 use crate::ingest::apply_event;
-use crate::ledger::inbox::{QueuedEvent, DEFAULT_MAX_BACKOFF_SECS};
+use crate::ledger::inbox::QueuedEvent;
 use crate::ledger::{Ledger, LedgerError};
 use crate::notify::worker::Wakeup;
 
 /// Applied events made durable with one flush.
 pub const BATCH: usize = 64;
-
-/// Longest pause between two probes of an API that keeps failing. One request a minute
-/// costs the API nothing, and a backlog then drains within about a minute of its return
-/// (each event's own backoff may still reach `max_retry_backoff_secs`).
-pub const MAX_PROBE_PAUSE: Duration = Duration::from_secs(60);
 
 /// Retryable failures in a row, after the API answered in the same pass, that stop the
 /// pass (one failure stops it when the API has not answered yet).
@@ -59,9 +56,8 @@ pub async fn run(
     mut stop: watch::Receiver<bool>,
     every: Duration,
 ) {
-    let mut breakers = Breakers::default();
     loop {
-        if let Err(e) = pass(&config, &ledger, &adapters, &wakeup, &mut breakers).await {
+        if let Err(e) = pass(&config, &ledger, &adapters, &wakeup).await {
             tracing::error!(error = %e, "retrying queued events failed; will try again");
         }
         tokio::select! {
@@ -71,53 +67,12 @@ pub async fn run(
     }
 }
 
-/// The longest pause for `adapter`'s events in `shop`: between two attempts at one
-/// event, and between two probes of its API.
-pub fn max_backoff(shop: &ShopConfig, adapter: &str) -> Duration {
-    let configured = match adapter {
-        loyaltyd_square::NAME => shop
-            .square
-            .as_ref()
-            .and_then(|s| s.orders.as_ref())
-            .map(|o| o.max_retry_backoff),
-        _ => None,
-    };
-    configured.unwrap_or(Duration::from_secs(DEFAULT_MAX_BACKOFF_SECS))
-}
-
-/// One breaker per shop and adapter: how many probes failed in a row, and until when
-/// the adapter's events are left alone.
-#[derive(Debug, Default)]
-pub struct Breakers(HashMap<(ShopId, String), Breaker>);
-
-#[derive(Debug, Default, Clone, Copy)]
-struct Breaker {
-    failures: u32,
-    hold_until: Option<DateTime<Utc>>,
-}
-
-impl Breaker {
-    fn open_at(&self, now: DateTime<Utc>) -> bool {
-        self.hold_until.is_some_and(|t| t > now)
-    }
-
-    /// A probe failed: pause 2^failures seconds, at most `cap` and at most
-    /// [`MAX_PROBE_PAUSE`].
-    fn trip(&mut self, now: DateTime<Utc>, cap: Duration) -> chrono::Duration {
-        self.failures = self.failures.saturating_add(1);
-        let hold = crate::ledger::inbox::backoff(self.failures, cap.min(MAX_PROBE_PAUSE));
-        self.hold_until = Some(now + hold);
-        hold
-    }
-}
-
 /// One pass over every shop's waiting events.
 pub async fn pass(
     config: &Config,
     ledger: &Ledger,
     adapters: &AdapterRegistry,
     wakeup: &Wakeup,
-    breakers: &mut Breakers,
 ) -> Result<(), LedgerError> {
     let now = Utc::now();
     let mut depth = 0usize;
@@ -139,8 +94,17 @@ pub async fn pass(
                 oldest = events.iter().map(|q| q.queued_at).chain(oldest).min();
                 continue;
             };
-            let breaker = breakers.0.entry((shop.id.clone(), name)).or_default();
-            let left = drain(ledger, adapter.as_ref(), wakeup, shop, events, breaker, now).await?;
+            let breakers = adapters.breakers();
+            let left = drain(
+                ledger,
+                adapter.as_ref(),
+                wakeup,
+                shop,
+                events,
+                breakers,
+                now,
+            )
+            .await?;
             depth += left.len();
             oldest = left.iter().map(|q| q.queued_at).chain(oldest).min();
         }
@@ -161,13 +125,13 @@ async fn drain(
     wakeup: &Wakeup,
     shop: &ShopConfig,
     events: Vec<QueuedEvent>,
-    breaker: &mut Breaker,
+    breakers: &ApiBreakers,
     now: DateTime<Utc>,
 ) -> Result<Vec<QueuedEvent>, LedgerError> {
-    if breaker.open_at(now) {
+    let name = adapter.name();
+    if breakers.is_open(&shop.id, name, now) {
         return Ok(events);
     }
-    let name = adapter.name();
     let cap = max_backoff(shop, name);
     let attempts = |outcome: &str| {
         inbox_metrics()
@@ -204,7 +168,8 @@ async fn drain(
                 attempts("applied");
                 let applied = apply_event(ledger, shop, name, &complete, Utc::now())?;
                 tracing::info!(shop = %shop.id, event = %q.envelope.event_id, attempts = q.attempts + 1, outcome = ?applied, "queued event applied");
-                (answered, failures, *breaker) = (true, 0, Breaker::default());
+                (answered, failures) = (true, 0);
+                breakers.close(&shop.id, name);
                 done.push(q);
             }
             Err(EnrichError::Retryable(reason)) => {
@@ -213,7 +178,7 @@ async fn drain(
                 left.push(q);
                 failures += 1;
                 if !answered || failures >= FAILURES_IN_A_ROW {
-                    let hold = breaker.trip(now, cap);
+                    let hold = breakers.trip(&shop.id, name, now, cap);
                     tracing::warn!(shop = %shop.id, adapter = %name, %reason, pause_secs = hold.num_seconds(), "sender's API still failing; queued events wait");
                     left.extend(queue.drain(..));
                     left.extend(not_due.take().unwrap_or_default());
@@ -231,7 +196,8 @@ async fn drain(
                     Utc::now(),
                 )?;
                 tracing::warn!(shop = %shop.id, event = %q.envelope.event_id, %reason, "queued event rejected for good");
-                (answered, failures, *breaker) = (true, 0, Breaker::default());
+                (answered, failures) = (true, 0);
+                breakers.close(&shop.id, name);
                 done.push(q);
             }
         }
@@ -315,7 +281,7 @@ mod tests {
     use super::*;
     use loyaltyd_adapter::{
         CustomerRef, EnrichFuture, EventEnvelope, ParseError, Parsed, PosEvent, RawRequest, Sale,
-        SaleLine, VerifyError,
+        SaleLine, ShopId, VerifyError,
     };
     use rust_decimal::Decimal;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -427,15 +393,15 @@ mod tests {
             .reschedule(&shop.id, &tired, "503", t0, Duration::from_secs(300))
             .unwrap();
 
-        let mut breaker = Breaker::default();
+        let breakers = ApiBreakers::default();
         let waiting = || ledger.waiting(&shop.id).unwrap();
         // Down: one probe, then a pause in which nothing is tried.
         let t1 = t0 + chrono::Duration::seconds(3);
-        let left = drain(&ledger, &api, &wakeup, shop, waiting(), &mut breaker, t1).await;
+        let left = drain(&ledger, &api, &wakeup, shop, waiting(), &breakers, t1).await;
         assert_eq!(left.unwrap().len(), 5);
         assert_eq!(api.calls.load(Ordering::SeqCst), 1);
         let t = t1 + chrono::Duration::seconds(1);
-        let left = drain(&ledger, &api, &wakeup, shop, waiting(), &mut breaker, t).await;
+        let left = drain(&ledger, &api, &wakeup, shop, waiting(), &breakers, t).await;
         assert_eq!(left.unwrap().len(), 5);
         assert_eq!(api.calls.load(Ordering::SeqCst), 1);
 
@@ -443,7 +409,7 @@ mod tests {
         // whose own retry is minutes away included.
         api.up.store(true, Ordering::SeqCst);
         let t2 = t1 + chrono::Duration::seconds(2);
-        let left = drain(&ledger, &api, &wakeup, shop, waiting(), &mut breaker, t2).await;
+        let left = drain(&ledger, &api, &wakeup, shop, waiting(), &breakers, t2).await;
         assert!(left.unwrap().is_empty());
         assert_eq!(api.calls.load(Ordering::SeqCst), 6);
         assert!(ledger.waiting(&shop.id).unwrap().is_empty());
@@ -453,24 +419,5 @@ mod tests {
                 .unwrap()
                 .is_some());
         }
-    }
-
-    #[test]
-    fn a_failing_api_is_probed_after_pauses_that_double_up_to_the_cap() {
-        let now = Utc::now();
-        let mut b = Breaker::default();
-        assert!(!b.open_at(now));
-        let holds: Vec<i64> = (0..6)
-            .map(|_| b.trip(now, Duration::from_secs(20)).num_seconds())
-            .collect();
-        assert_eq!(holds, [2, 4, 8, 16, 20, 20]);
-        assert!(b.open_at(now + chrono::Duration::seconds(19)));
-        assert!(!b.open_at(now + chrono::Duration::seconds(20)));
-        // With the default cap (300 s) the API is still probed once a minute.
-        let mut b = Breaker::default();
-        let holds: Vec<i64> = (0..8)
-            .map(|_| b.trip(now, Duration::from_secs(300)).num_seconds())
-            .collect();
-        assert_eq!(holds, [2, 4, 8, 16, 32, 60, 60, 60]);
     }
 }

@@ -15,7 +15,7 @@ use serde_json::json;
 
 use super::error::ApiError;
 use super::AppState;
-use crate::ingest::{ingest, IngestError, Outcome};
+use crate::ingest::{ingest, IngestError, Outcome, Pipeline};
 use crate::ledger::{Applied, DeliveryOutcome, DeliveryRecord};
 
 /// Receive one webhook.
@@ -110,17 +110,13 @@ async fn receive_inner(
         body: bytes,
         received_at: chrono::Utc::now(),
     };
-    match ingest(
-        &state.ledger,
-        shop,
-        adapter.as_ref(),
-        &state.wakeup,
-        &req,
-        chrono::Utc::now(),
-        state.config.storage.durable_acks,
-    )
-    .await
-    {
+    let pipeline = Pipeline {
+        ledger: &state.ledger,
+        wakeup: &state.wakeup,
+        breakers: state.adapters.breakers(),
+        durable_acks: state.config.storage.durable_acks,
+    };
+    match ingest(pipeline, shop, adapter.as_ref(), &req, chrono::Utc::now()).await {
         Ok(Outcome::Done(Applied::New(r))) => Ok((accepted(&r, false), outcome_name(&r))),
         Ok(Outcome::Done(Applied::Duplicate(r))) => Ok((accepted(&r, true), "duplicate")),
         Ok(Outcome::Queued { reason }) => Ok((
