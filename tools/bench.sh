@@ -20,42 +20,18 @@ DAEMON_PORT=${DAEMON_PORT:-18282}
 ND_PORT=${ND_PORT:-18283}
 BARE_PORT=${BARE_PORT:-19090}
 SECRET=bench-shopify-secret
-TARGET_DIR=${CARGO_TARGET_DIR:-target}
+TOOL=bench
+. tools/lib.sh
 
-if [ -z "${NO_BUILD:-}" ]; then
-    echo "== cargo build --release -p loyaltyd -p loyaltyd-loadgen"
-    cargo build --release -p loyaltyd -p loyaltyd-loadgen
-fi
-LOYALTYD=${LOYALTYD_BIN:-$TARGET_DIR/release/loyaltyd}
-LOADGEN=${LOADGEN_BIN:-$TARGET_DIR/release/loadgen}
-for b in "$LOYALTYD" "$LOADGEN"; do
-    [ -x "$b" ] || { echo "bench: missing binary $b" >&2; exit 2; }
-done
-for p in "$DAEMON_PORT" "$BARE_PORT"; do
-    if curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$p/"; then
-        echo "bench: something already answers on 127.0.0.1:$p" >&2
-        exit 2
-    fi
-done
+build_release -p loyaltyd -p loyaltyd-loadgen
+need_bins "$LOYALTYD" "$LOADGEN"
+ports_free "$DAEMON_PORT" "$BARE_PORT"
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/loyaltyd-bench.XXXXXX")
 DAEMON_PID=""
 BARE_PID=""
 ND_PID=""
-cleanup() {
-    local rc=$?
-    for p in $DAEMON_PID $BARE_PID $ND_PID; do
-        kill -TERM "$p" 2>/dev/null || true
-    done
-    for p in $DAEMON_PID $BARE_PID $ND_PID; do
-        for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$p" 2>/dev/null || true
-        wait "$p" 2>/dev/null || true
-    done
-    if [ -n "${KEEP:-}" ]; then echo "bench: kept $TMP"; else rm -rf "$TMP"; fi
-    exit "$rc"
-}
-trap cleanup EXIT
+STOP_AT_EXIT="DAEMON_PID BARE_PID ND_PID"
+make_tmp
 
 # Points available at once and never expiring, so balances are plain sums.
 cat >"$TMP/rules.toml" <<'EOF'

@@ -35,34 +35,17 @@ PREFIX=crash
 ADMIN_TOKEN=crash-admin-token
 SECRET=crash-shopify-secret
 BASE="http://127.0.0.1:$PORT"
-TARGET_DIR=${CARGO_TARGET_DIR:-target}
+TOOL=crash-test
+. tools/lib.sh
 
-if [ -z "${NO_BUILD:-}" ]; then
-    echo "== cargo build --release -p loyaltyd -p loyaltyd-loadgen"
-    cargo build --release -p loyaltyd -p loyaltyd-loadgen
-fi
-LOYALTYD=${LOYALTYD_BIN:-$TARGET_DIR/release/loyaltyd}
-LOADGEN=${LOADGEN_BIN:-$TARGET_DIR/release/loadgen}
-for b in "$LOYALTYD" "$LOADGEN"; do
-    [ -x "$b" ] || { echo "crash-test: missing binary $b" >&2; exit 2; }
-done
+build_release -p loyaltyd -p loyaltyd-loadgen
+need_bins "$LOYALTYD" "$LOADGEN"
+ports_free "$PORT"
 
-if curl -s -o /dev/null --max-time 1 "$BASE/healthz"; then
-    echo "crash-test: something already answers on $BASE; set PORT" >&2
-    exit 2
-fi
-
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/loyaltyd-crash.XXXXXX")
 DAEMON_PID=""
 LOADGEN_PID=""
-cleanup() {
-    local rc=$?
-    if [ -n "$LOADGEN_PID" ]; then kill -TERM "$LOADGEN_PID" 2>/dev/null || true; wait "$LOADGEN_PID" 2>/dev/null || true; fi
-    if [ -n "$DAEMON_PID" ]; then kill -9 "$DAEMON_PID" 2>/dev/null || true; wait "$DAEMON_PID" 2>/dev/null || true; fi
-    if [ -n "${KEEP:-}" ]; then echo "crash-test: kept $TMP"; else rm -rf "$TMP"; fi
-    exit "$rc"
-}
-trap cleanup EXIT
+STOP_AT_EXIT="LOADGEN_PID DAEMON_PID"
+make_tmp
 
 # Points available at once and never expiring, so balances are plain sums.
 cat >"$TMP/rules.toml" <<'EOF'

@@ -25,23 +25,17 @@ PORT=${PORT:-18283}
 LOAD_SECS=${LOAD_SECS:-180}
 AFTER_SECS=${AFTER_SECS:-30}
 BASE="http://127.0.0.1:$PORT"
-TARGET_DIR=${CARGO_TARGET_DIR:-target}
-if [ -z "${NO_BUILD:-}" ]; then
-    cargo build --release -p loyaltyd -p loyaltyd-loadgen --example dbstats
-fi
-LOYALTYD=$TARGET_DIR/release/loyaltyd
-LOADGEN=$TARGET_DIR/release/loadgen
-DBSTATS=$TARGET_DIR/release/examples/dbstats
+TOOL=mem-probe
+. tools/lib.sh
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/loyaltyd-memprobe.XXXXXX")
+build_release -p loyaltyd -p loyaltyd-loadgen --example dbstats
+DBSTATS=$TARGET_DIR/release/examples/dbstats
+need_bins "$LOYALTYD" "$LOADGEN" "$DBSTATS"
+ports_free "$PORT"
+
 DAEMON_PID=""
-cleanup() {
-    local rc=$?
-    if [ -n "$DAEMON_PID" ]; then kill -TERM "$DAEMON_PID" 2>/dev/null || true; wait "$DAEMON_PID" 2>/dev/null || true; fi
-    if [ -n "${KEEP:-}" ]; then echo "mem-probe: kept $TMP"; else rm -rf "$TMP"; fi
-    exit "$rc"
-}
-trap cleanup EXIT
+STOP_AT_EXIT="DAEMON_PID"
+make_tmp
 
 write_config() { # $1: data dir name
     cat >"$TMP/rules.toml" <<'EOF2'

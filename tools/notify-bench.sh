@@ -42,43 +42,17 @@ MEMBERS=${MEMBERS:-$(awk -v r="$RATE" -v d="$DURATION" 'BEGIN { printf "%d", r *
 DAEMON_PORT=${DAEMON_PORT:-18292}
 TWILIO_PORT=${TWILIO_PORT:-18293}
 SECRET=notify-bench-secret
-TARGET_DIR=${CARGO_TARGET_DIR:-target}
+TOOL=notify-bench
+. tools/lib.sh
 
-if [ -z "${NO_BUILD:-}" ]; then
-    echo "== cargo build --release -p loyaltyd -p loyaltyd-loadgen -p fakeproviders"
-    cargo build --release -p loyaltyd -p loyaltyd-loadgen -p fakeproviders
-fi
-LOYALTYD=${LOYALTYD_BIN:-$TARGET_DIR/release/loyaltyd}
-LOADGEN=${LOADGEN_BIN:-$TARGET_DIR/release/loadgen}
-FAKE=${FAKE_BIN:-$TARGET_DIR/release/fakeproviders}
-for b in "$LOYALTYD" "$LOADGEN" "$FAKE"; do
-    [ -x "$b" ] || { echo "notify-bench: missing binary $b" >&2; exit 2; }
-done
-for p in "$DAEMON_PORT" "$TWILIO_PORT"; do
-    if curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$p/"; then
-        echo "notify-bench: something already answers on 127.0.0.1:$p" >&2
-        exit 2
-    fi
-done
+build_release -p loyaltyd -p loyaltyd-loadgen -p fakeproviders
+need_bins "$LOYALTYD" "$LOADGEN" "$FAKE"
+ports_free "$DAEMON_PORT" "$TWILIO_PORT"
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/loyaltyd-notify-bench.XXXXXX")
 DAEMON_PID=""
 FAKE_PID=""
-stop_pid() { # $1 = pid; TERM, wait up to 10 s, then KILL
-    [ -n "$1" ] || return 0
-    kill -TERM "$1" 2>/dev/null || true
-    for _ in $(seq 1 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$1" 2>/dev/null || true
-    wait "$1" 2>/dev/null || true
-}
-cleanup() {
-    local rc=$?
-    stop_pid "$FAKE_PID"
-    stop_pid "$DAEMON_PID"
-    if [ -n "${KEEP:-}" ]; then echo "notify-bench: kept $TMP"; else rm -rf "$TMP"; fi
-    exit "$rc"
-}
-trap cleanup EXIT
+STOP_AT_EXIT="FAKE_PID DAEMON_PID"
+make_tmp
 
 # No reward in reach and points available at once: each sale is exactly one SMS.
 cat >"$TMP/rules.toml" <<'EOF'

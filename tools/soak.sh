@@ -11,7 +11,7 @@
 #   SOAK_SECS=120 SAMPLE_SECS=20 tools/soak.sh      # the CI version
 # Knobs: RATE (300 req/s), MEMBERS (2000), PORT (18282), CACHE_MIB (the config's
 # storage.cache_capacity_mib; default: the daemon's), NO_BUILD=1, KEEP=1,
-# LOYALTYD_BIN (another build of the daemon).
+# LOYALTYD_BIN / LOADGEN_BIN (other builds; tools/lib.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,22 +21,16 @@ RATE=${RATE:-300}
 MEMBERS=${MEMBERS:-2000}
 PORT=${PORT:-18282}
 BASE="http://127.0.0.1:$PORT"
-TARGET_DIR=${CARGO_TARGET_DIR:-target}
-if [ -z "${NO_BUILD:-}" ]; then
-    cargo build --release -p loyaltyd -p loyaltyd-loadgen
-fi
-LOYALTYD=${LOYALTYD_BIN:-$TARGET_DIR/release/loyaltyd}
-LOADGEN=$TARGET_DIR/release/loadgen
+TOOL=soak
+. tools/lib.sh
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/loyaltyd-soak.XXXXXX")
+build_release -p loyaltyd -p loyaltyd-loadgen
+need_bins "$LOYALTYD" "$LOADGEN"
+ports_free "$PORT"
+
 DAEMON_PID=""
-cleanup() {
-    local rc=$?
-    if [ -n "$DAEMON_PID" ]; then kill -TERM "$DAEMON_PID" 2>/dev/null || true; wait "$DAEMON_PID" 2>/dev/null || true; fi
-    if [ -n "${KEEP:-}" ]; then echo "soak: kept $TMP"; else rm -rf "$TMP"; fi
-    exit "$rc"
-}
-trap cleanup EXIT
+STOP_AT_EXIT="DAEMON_PID"
+make_tmp
 
 cat >"$TMP/rules.toml" <<'EOF2'
 [earn]
@@ -97,12 +91,18 @@ for i in $(seq 1 "$samples"); do
     rss=$(rss_kib); f=$(fds); db=$(db_bytes)
     [ -z "$first_rss" ] && first_rss=$rss && first_fds=$f
     failed=$(( failed + err )); total=$(( total + ok ))
+    # Say what failed: loadgen's counts, and what the daemon logged.
+    [ "$err" -eq 0 ] || echo "soak: sample $i: $out" >&2
     printf '%6d %10d %6d %12d %10d %9s %9s %8d\n' $(( i * SAMPLE_SECS )) "$rss" "$f" "$db" "$ok" "$p50" "$p99" "$err"
 done
 end_rss=$(rss_kib); end_fds=$(fds)
 echo "SOAK {\"secs\":$SOAK_SECS,\"rate\":$RATE,\"acked\":$total,\"failed\":$failed,\"rss_kib_first\":$first_rss,\"rss_kib_end\":$end_rss,\"fds_first\":$first_fds,\"fds_end\":$end_fds}"
 ok=1
-[ "$failed" -eq 0 ] || { echo "soak: $failed webhooks failed" >&2; ok=0; }
+if [ "$failed" -ne 0 ]; then
+    echo "soak: $failed webhooks failed; the daemon's warnings and errors:" >&2
+    grep -E "WARN|ERROR" "$TMP/daemon.log" | tail -20 >&2 || true
+    ok=0
+fi
 [ "$end_rss" -le $(( ${MAX_RSS_MIB:-512} * 1024 )) ] || { echo "soak: RSS grew from $first_rss to $end_rss KiB (limit ${MAX_RSS_MIB:-512} MiB)" >&2; ok=0; }
 [ "$end_fds" -le $(( first_fds + 32 )) ] || { echo "soak: open files grew from $first_fds to $end_fds" >&2; ok=0; }
 "$LOYALTYD" --version >/dev/null

@@ -44,44 +44,18 @@ SECRET=storm-secret
 ADMIN=storm-admin-token
 BASE="http://127.0.0.1:$DAEMON_PORT"
 FAKE_URL="http://127.0.0.1:$TWILIO_PORT"
-TARGET_DIR=${CARGO_TARGET_DIR:-target}
+TOOL=storm
+. tools/lib.sh
 
-if [ -z "${NO_BUILD:-}" ]; then
-    cargo build --release -p loyaltyd -p loyaltyd-loadgen -p fakeproviders
-fi
-LOYALTYD=${LOYALTYD_BIN:-$TARGET_DIR/release/loyaltyd}
-LOADGEN=${LOADGEN_BIN:-$TARGET_DIR/release/loadgen}
-FAKE=${FAKE_BIN:-$TARGET_DIR/release/fakeproviders}
-for b in "$LOYALTYD" "$LOADGEN" "$FAKE"; do
-    [ -x "$b" ] || { echo "storm: missing binary $b" >&2; exit 2; }
-done
-for p in "$DAEMON_PORT" "$TWILIO_PORT"; do
-    if curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$p/"; then
-        echo "storm: something already answers on 127.0.0.1:$p" >&2
-        exit 2
-    fi
-done
+build_release -p loyaltyd -p loyaltyd-loadgen -p fakeproviders
+need_bins "$LOYALTYD" "$LOADGEN" "$FAKE"
+ports_free "$DAEMON_PORT" "$TWILIO_PORT"
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/loyaltyd-storm.XXXXXX")
 DAEMON_PID=""
 FAKE_PID=""
 LOAD_PID=""
-stop_pid() { # $1 = pid; TERM, wait up to 10 s, then KILL
-    [ -n "$1" ] || return 0
-    kill -TERM "$1" 2>/dev/null || true
-    for _ in $(seq 1 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$1" 2>/dev/null || true
-    wait "$1" 2>/dev/null || true
-}
-cleanup() {
-    local rc=$?
-    stop_pid "$LOAD_PID"
-    stop_pid "$DAEMON_PID"
-    stop_pid "$FAKE_PID"
-    if [ -n "${KEEP:-}" ]; then echo "storm: kept $TMP"; else rm -rf "$TMP"; fi
-    exit "$rc"
-}
-trap cleanup EXIT
+STOP_AT_EXIT="LOAD_PID DAEMON_PID FAKE_PID"
+make_tmp
 
 # No reward in reach and points available at once: each sale is exactly one SMS.
 cat >"$TMP/rules.toml" <<'EOF'

@@ -21,7 +21,10 @@ pub fn new_client(max_idle: usize) -> HttpClient {
     conn.set_connect_timeout(Some(Duration::from_secs(5)));
     Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(max_idle)
-        .pool_idle_timeout(Duration::from_secs(30))
+        // Below the daemon's idle cut (`server.header_timeout_secs`, 10 s): a pooled
+        // connection the server is closing just as a request goes out fails that
+        // request ("connection closed before message completed").
+        .pool_idle_timeout(Duration::from_secs(5))
         .build(conn)
 }
 
