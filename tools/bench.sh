@@ -7,8 +7,8 @@
 # and prints the median throughput and latency of each and the daemon/bare ratio.
 # The daemon runs from release with a temp data dir on 127.0.0.1:$DAEMON_PORT (18282);
 # the bare server on 127.0.0.1:$BARE_PORT (19090). Loopback only; every run is bounded.
-# Knobs: RUNS, DURATION, CONCURRENCY, MEMBERS (1000), NO_BUILD=1, KEEP=1,
-# LOYALTYD_BIN / LOADGEN_BIN, THREADS (loadgen runtime threads; default: one per core).
+# Knobs: RUNS, DURATION, CONCURRENCY, MEMBERS (1000), CACHE_MIB (sled's cache; default:
+# the daemon's), NO_BUILD=1, KEEP=1, LOYALTYD_BIN / LOADGEN_BIN, THREADS (loadgen runtime threads; default: one per core).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -52,6 +52,7 @@ request_timeout_secs = 10
 
 [storage]
 path = "$TMP/data"
+${CACHE_MIB:+cache_capacity_mib = $CACHE_MIB}
 
 [notify.console]
 
