@@ -115,19 +115,18 @@ async fn ingest_inner(
                 Outcome::Queued {
                     reason: waiting.last_error,
                 }
-            } else if adapter.needs_enrichment(&envelope) {
-                let name = adapter.name();
-                let open = breakers.is_open(&shop.id, name, now);
+            } else if adapter.needs_enrichment(&envelope)
+                && breakers.is_open(&shop.id, adapter.name(), now)
+            {
                 // The API failed moments ago: queue at once rather than make the sender
                 // wait for its timeout. The retry worker probes it.
-                let enriched = if open {
-                    Err(EnrichError::Retryable(format!(
-                        "{name} API failing; queued without calling it"
-                    )))
-                } else {
-                    adapter.enrich((*envelope).clone()).await
-                };
-                match enriched {
+                let name = adapter.name();
+                let reason = format!("{name} API failing; queued without calling it");
+                ledger.enqueue(&shop.id, name, &envelope, &reason, now)?;
+                Outcome::Queued { reason }
+            } else if adapter.needs_enrichment(&envelope) {
+                let name = adapter.name();
+                match adapter.enrich((*envelope).clone()).await {
                     Ok(complete) => {
                         breakers.close(&shop.id, name);
                         Outcome::Done(with_request(req, || {
@@ -135,11 +134,9 @@ async fn ingest_inner(
                         })?)
                     }
                     Err(EnrichError::Retryable(reason)) => {
-                        if !open {
-                            let cap = max_backoff(shop, name);
-                            let pause = breakers.trip(&shop.id, name, Utc::now(), cap);
-                            tracing::warn!(shop = %shop.id, adapter = name, event = %envelope.event_id, %reason, pause_secs = pause.num_seconds(), "sender's API failing; event queued until it answers");
-                        }
+                        let cap = max_backoff(shop, name);
+                        let pause = breakers.trip(&shop.id, name, Utc::now(), cap);
+                        tracing::warn!(shop = %shop.id, adapter = name, event = %envelope.event_id, %reason, pause_secs = pause.num_seconds(), "sender's API failing; event queued until it answers");
                         ledger.enqueue(&shop.id, name, &envelope, &reason, now)?;
                         Outcome::Queued { reason }
                     }
