@@ -994,6 +994,41 @@ webhook_secret = "x"
     }
 
     #[test]
+    fn notification_breaker_settings_default_to_5_failures_and_10_s_and_are_range_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let shop = "[[shops]]\nid = \"d\"\ncurrency = \"USD\"\n";
+        let server = "[server]\nadmin_token = \"long-enough\"\n";
+        let p = write_config(dir.path(), &format!("{server}{shop}"));
+        let c = Config::load_with_env(&p, vec![]).unwrap();
+        assert_eq!(
+            (c.notify.breaker_failures, c.notify.breaker_max_open),
+            (5, Duration::from_secs(10))
+        );
+        let p = write_config(
+            dir.path(),
+            &format!("{server}[notify]\nbreaker_failures = 3\nbreaker_max_open_secs = 60\n{shop}"),
+        );
+        let c = Config::load_with_env(&p, vec![]).unwrap();
+        assert_eq!(
+            (c.notify.breaker_failures, c.notify.breaker_max_open),
+            (3, Duration::from_secs(60))
+        );
+        for (body, key) in [
+            ("breaker_failures = 0", "notify.breaker_failures"),
+            ("breaker_failures = 101", "notify.breaker_failures"),
+            ("breaker_max_open_secs = 0", "notify.breaker_max_open_secs"),
+            (
+                "breaker_max_open_secs = 3601",
+                "notify.breaker_max_open_secs",
+            ),
+        ] {
+            let p = write_config(dir.path(), &format!("{server}[notify]\n{body}\n{shop}"));
+            let e = Config::load_with_env(&p, vec![]).unwrap_err();
+            assert_eq!((e.key.as_str(), e.line), (key, Some(4)), "{e}");
+        }
+    }
+
+    #[test]
     fn the_shipped_config_is_valid() {
         let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_PATH);
         let c = Config::load_with_env(&p, vec![]).unwrap();

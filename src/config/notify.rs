@@ -46,6 +46,12 @@ pub struct NotifyConfig {
     pub expiry_warning_days: u32,
     /// `concurrency` (default 32): provider requests in flight at once.
     pub concurrency: usize,
+    /// `breaker_failures` (default 5): retryable provider failures in a row, with no
+    /// success between, that pause a channel (a 429 with `Retry-After` pauses it at once).
+    pub breaker_failures: u32,
+    /// `breaker_max_open_secs` (default 10): the longest a paused channel waits before
+    /// it probes the provider again; recovery is noticed within this.
+    pub breaker_max_open: Duration,
 }
 
 impl Default for NotifyConfig {
@@ -63,6 +69,8 @@ impl Default for NotifyConfig {
             quiet_hours: None,
             expiry_warning_days: 14,
             concurrency: 32,
+            breaker_failures: 5,
+            breaker_max_open: Duration::from_secs(10),
         }
     }
 }
@@ -193,6 +201,8 @@ pub(super) struct RawNotify {
     quiet_hours: Option<String>,
     expiry_warning_days: Option<u32>,
     concurrency: Option<usize>,
+    breaker_failures: Option<u32>,
+    breaker_max_open_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -469,6 +479,16 @@ pub(super) fn validate(
     if !(1..=1024).contains(&concurrency) {
         return Err(loc.err("notify.concurrency", "must be between 1 and 1024"));
     }
+    let breaker_failures = raw.breaker_failures.unwrap_or(d.breaker_failures);
+    if !(1..=100).contains(&breaker_failures) {
+        return Err(loc.err("notify.breaker_failures", "must be between 1 and 100"));
+    }
+    let breaker_max_open = raw
+        .breaker_max_open_secs
+        .map_or(d.breaker_max_open, Duration::from_secs);
+    if breaker_max_open.is_zero() || breaker_max_open > Duration::from_secs(3600) {
+        return Err(loc.err("notify.breaker_max_open_secs", "must be between 1 and 3600"));
+    }
     Ok(NotifyConfig {
         console_file: raw.console.file.map(PathBuf::from),
         sms,
@@ -482,6 +502,8 @@ pub(super) fn validate(
         quiet_hours: quiet_hours(raw.quiet_hours, "notify.quiet_hours", loc)?,
         expiry_warning_days: raw.expiry_warning_days.unwrap_or(d.expiry_warning_days),
         concurrency,
+        breaker_failures,
+        breaker_max_open,
     })
 }
 

@@ -98,6 +98,10 @@ pub struct Policy {
     pub coalesce: Duration,
     /// Requests in flight.
     pub concurrency: usize,
+    /// Failures in a row that pause a channel.
+    pub breaker_failures: u32,
+    /// Longest pause before a probe.
+    pub breaker_max_open: Duration,
 }
 
 impl Policy {
@@ -109,6 +113,18 @@ impl Policy {
             retry_cap: c.retry_cap,
             coalesce: c.coalesce,
             concurrency: c.concurrency,
+            breaker_failures: c.breaker_failures,
+            breaker_max_open: c.breaker_max_open,
+        }
+    }
+
+    /// The channels' circuit breaker settings.
+    fn trip(&self) -> schedule::Trip {
+        schedule::Trip {
+            base: self.retry_base,
+            cap: self.retry_cap,
+            max_open: self.breaker_max_open,
+            failures: self.breaker_failures,
         }
     }
 
@@ -256,9 +272,18 @@ struct PassPause {
     failures: [AtomicU32; 3],
     successes: [AtomicU32; 3],
     paused: [AtomicBool; 3],
+    /// Failures in a row, with nothing sent, that pause the channel (the breaker's).
+    threshold: u32,
 }
 
 impl PassPause {
+    fn new(threshold: u32) -> PassPause {
+        PassPause {
+            threshold,
+            ..PassPause::default()
+        }
+    }
+
     fn slot(route: Route) -> usize {
         match route {
             Route::Console => 0,
@@ -284,7 +309,7 @@ impl PassPause {
             } if provider_code(code) => {
                 let failures = self.failures[i].fetch_add(1, Ordering::Relaxed) + 1;
                 let none_went = self.successes[i].load(Ordering::Relaxed) == 0;
-                if retry_after.is_some() || (none_went && failures >= schedule::BREAKER_THRESHOLD) {
+                if retry_after.is_some() || (none_went && failures >= self.threshold) {
                     self.paused[i].store(true, Ordering::Relaxed);
                 }
             }
@@ -583,7 +608,7 @@ impl Notifier {
                 }
             })
             .collect();
-        let pause = PassPause::default();
+        let pause = PassPause::new(self.policy.breaker_failures);
         let results: Vec<(Job, JobResult)> = stream::iter(jobs)
             .map(|job| {
                 let pause = &pause;
@@ -641,13 +666,7 @@ impl Notifier {
         }
         for (route, report) in &reports {
             let was = sched.tripped(*route);
-            let open = sched.report(
-                *route,
-                report,
-                done,
-                self.policy.retry_base,
-                self.policy.retry_cap,
-            );
+            let open = sched.report(*route, report, done, &self.policy.trip());
             self.metrics.notify_circuit(route.name(), open);
             if open && !was {
                 tracing::warn!(
@@ -1255,6 +1274,38 @@ mod tests {
     }
 
     #[test]
+    fn the_breaker_settings_of_notify_reach_the_schedule_and_each_pass() {
+        let c = NotifyConfig {
+            breaker_failures: 2,
+            breaker_max_open: Duration::from_secs(3),
+            retry_base: Duration::from_millis(250),
+            ..NotifyConfig::default()
+        };
+        let p = Policy::from_config(&c);
+        let t = p.trip();
+        assert_eq!(
+            (t.failures, t.max_open, t.base, t.cap),
+            (
+                2,
+                Duration::from_secs(3),
+                Duration::from_millis(250),
+                c.retry_cap
+            )
+        );
+        // Within a pass, the second failure with nothing sent pauses the channel.
+        let pause = PassPause::new(p.breaker_failures);
+        let fail = || JobResult::Retry {
+            code: "http_503".into(),
+            error: String::new(),
+            retry_after: None,
+        };
+        pause.saw(Route::Sms, &fail());
+        assert!(!pause.paused(Route::Sms));
+        pause.saw(Route::Sms, &fail());
+        assert!(pause.paused(Route::Sms) && !pause.paused(Route::Email));
+    }
+
+    #[test]
     fn backoff_grows_is_capped_and_honours_retry_after() {
         let p = Policy {
             max_age: Duration::from_secs(3600),
@@ -1262,6 +1313,8 @@ mod tests {
             retry_cap: Duration::from_secs(2),
             coalesce: Duration::ZERO,
             concurrency: 1,
+            breaker_failures: 5,
+            breaker_max_open: Duration::from_secs(10),
         };
         for attempts in 0..30 {
             let b = p.backoff(attempts, None);

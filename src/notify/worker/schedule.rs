@@ -32,13 +32,21 @@ use super::super::outbox::OutboxMessage;
 use super::Wakeup;
 use crate::member::MemberId;
 
-/// Retryable failures in a row, with no success between, that open a channel's breaker.
-/// A handful: a single 503 is the provider's normal noise, five in a row is an outage.
-pub(super) const BREAKER_THRESHOLD: u32 = 5;
-
-/// The longest a breaker stays open before the next probe: recovery is noticed within
-/// this, and a probe this often costs a failing provider nothing.
-pub(super) const BREAKER_MAX_OPEN: Duration = Duration::from_secs(10);
+/// How a channel's breaker trips and how long it stays open, from `[notify]`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Trip {
+    /// The first pause (`retry_base_ms`); it doubles with each failed probe.
+    pub base: Duration,
+    /// No pause is longer than this (`retry_cap_secs`)...
+    pub cap: Duration,
+    /// ...nor than this (`breaker_max_open_secs`, default 10 s): recovery is noticed
+    /// within it, and a probe this often costs a failing provider nothing.
+    pub max_open: Duration,
+    /// Retryable failures in a row, with no success between, that open the breaker
+    /// (`breaker_failures`, default 5: a single 503 is a provider's normal noise, five
+    /// in a row is an outage).
+    pub failures: u32,
+}
 
 /// Due times are whole milliseconds, rounded up so that a message taken as due at
 /// `now` really is due at `now`.
@@ -409,8 +417,7 @@ impl Schedule {
         route: Route,
         r: &ChannelReport,
         now: DateTime<Utc>,
-        base: Duration,
-        cap: Duration,
+        trip: &Trip,
     ) -> bool {
         let b = self.breakers.entry(route).or_default();
         if r.successes > 0 {
@@ -427,10 +434,10 @@ impl Schedule {
         let pause = if let Some(wait) = r.retry_after {
             // The provider said how long: the whole channel waits, not only the message.
             Some(wait)
-        } else if probing || b.failures >= BREAKER_THRESHOLD {
-            let grow = base.saturating_mul(1u32 << b.opened.min(16));
+        } else if probing || b.failures >= trip.failures {
+            let grow = trip.base.saturating_mul(1u32 << b.opened.min(16));
             b.opened = b.opened.saturating_add(1);
-            Some(grow.min(cap).min(BREAKER_MAX_OPEN))
+            Some(grow.min(trip.cap).min(trip.max_open))
         } else {
             None
         };
@@ -480,6 +487,41 @@ mod tests {
 
     fn schedule() -> Schedule {
         Schedule::new(Arc::new(Fresh::default()))
+    }
+
+    /// The default breaker (5 failures, 10 s at most) with this base (ms) and cap (s).
+    fn trip(base_ms: u64, cap_secs: u64) -> Trip {
+        let d = crate::config::NotifyConfig::default();
+        Trip {
+            base: Duration::from_millis(base_ms),
+            cap: Duration::from_secs(cap_secs),
+            max_open: d.breaker_max_open,
+            failures: d.breaker_failures,
+        }
+    }
+
+    #[test]
+    fn the_configured_failure_count_and_longest_pause_are_what_the_breaker_uses() {
+        let mut s = schedule();
+        let now: DateTime<Utc> = "2026-11-26T12:00:00Z".parse().unwrap();
+        let ms = now.timestamp_millis();
+        let t = Trip {
+            failures: 2,
+            max_open: Duration::from_secs(3),
+            ..trip(1000, 300)
+        };
+        let fail = |n| ChannelReport {
+            failures: n,
+            ..Default::default()
+        };
+        assert!(!s.report(Route::Sms, &fail(1), now, &t));
+        assert!(s.report(Route::Sms, &fail(1), now, &t), "opens at 2, not 5");
+        assert_eq!(s.gate(Route::Sms, ms), Gate::Wait(ms + 1000));
+        // Failed probes double the pause up to max_open (3 s), below the 300 s cap.
+        for _ in 0..5 {
+            s.report(Route::Sms, &fail(1), now, &t);
+        }
+        assert_eq!(s.gate(Route::Sms, ms), Gate::Wait(ms + 3000));
     }
 
     #[test]
@@ -532,34 +574,33 @@ mod tests {
         let mut s = schedule();
         let now: DateTime<Utc> = "2026-11-26T12:00:00Z".parse().unwrap();
         let ms = now.timestamp_millis();
-        let base = Duration::from_millis(100);
-        let cap = Duration::from_secs(300);
+        let t = trip(100, 300);
         let fail = |n| ChannelReport {
             failures: n,
             ..Default::default()
         };
-        assert!(!s.report(Route::Sms, &fail(BREAKER_THRESHOLD - 1), now, base, cap));
+        assert!(!s.report(Route::Sms, &fail(t.failures - 1), now, &t));
         assert_eq!(s.gate(Route::Sms, ms), Gate::Open);
-        assert!(s.report(Route::Sms, &fail(1), now, base, cap));
+        assert!(s.report(Route::Sms, &fail(1), now, &t));
         assert_eq!(s.gate(Route::Sms, ms), Gate::Wait(ms + 100));
         assert_eq!(s.gate(Route::Email, ms), Gate::Open, "per channel");
         assert_eq!(s.gate(Route::Sms, ms + 100), Gate::Probe);
         // A failed probe pauses longer, never beyond the cap.
         let later = now + chrono::Duration::milliseconds(100);
-        s.report(Route::Sms, &fail(1), later, base, cap);
+        s.report(Route::Sms, &fail(1), later, &t);
         assert_eq!(s.gate(Route::Sms, ms + 100), Gate::Wait(ms + 300));
         for _ in 0..30 {
-            s.report(Route::Sms, &fail(1), later, base, cap);
+            s.report(Route::Sms, &fail(1), later, &t);
         }
         assert_eq!(
             s.gate(Route::Sms, ms + 100),
-            Gate::Wait(ms + 100 + BREAKER_MAX_OPEN.as_millis() as i64)
+            Gate::Wait(ms + 100 + t.max_open.as_millis() as i64)
         );
         let ok = ChannelReport {
             successes: 1,
             ..Default::default()
         };
-        assert!(!s.report(Route::Sms, &ok, later, base, cap));
+        assert!(!s.report(Route::Sms, &ok, later, &t));
         assert_eq!(s.gate(Route::Sms, ms), Gate::Open);
     }
 
@@ -572,13 +613,7 @@ mod tests {
             retry_after: Some(Duration::from_secs(3)),
             ..Default::default()
         };
-        assert!(s.report(
-            Route::Sms,
-            &r,
-            now,
-            Duration::from_millis(100),
-            Duration::from_secs(1)
-        ));
+        assert!(s.report(Route::Sms, &r, now, &trip(100, 1)));
         assert_eq!(
             s.gate(Route::Sms, now.timestamp_millis()),
             Gate::Wait(now.timestamp_millis() + 3000)
@@ -603,16 +638,12 @@ mod tests {
         let mut s = schedule();
         let now: DateTime<Utc> = "2026-11-26T12:00:00Z".parse().unwrap();
         let ms = now.timestamp_millis();
-        let (base, cap, age) = (
-            Duration::from_millis(100),
-            Duration::from_secs(1),
-            Duration::from_secs(3600),
-        );
+        let (t, age) = (trip(100, 1), Duration::from_secs(3600));
         let fail = ChannelReport {
-            failures: BREAKER_THRESHOLD,
+            failures: t.failures,
             ..Default::default()
         };
-        s.report(Route::Sms, &fail, now, base, cap);
+        s.report(Route::Sms, &fail, now, &t);
         assert_eq!(s.next_wake(), None, "nothing waits yet");
         let msgs: Vec<_> = (1..=1000)
             .map(|id| message(id, "2026-11-26T11:59:00Z"))
@@ -637,7 +668,7 @@ mod tests {
             successes: 1,
             ..Default::default()
         };
-        s.report(Route::Sms, &ok, later, base, cap);
+        s.report(Route::Sms, &ok, later, &t);
         assert_eq!(s.parked_len(), 0);
         assert_eq!(s.pop_due(later.timestamp_millis(), 2000).len(), 999);
     }
@@ -646,18 +677,13 @@ mod tests {
     fn parked_messages_past_max_age_come_out_to_be_dead_lettered() {
         let mut s = schedule();
         let now: DateTime<Utc> = "2026-11-26T12:00:00Z".parse().unwrap();
+        let t = trip(100, 1);
         let fail = ChannelReport {
-            failures: BREAKER_THRESHOLD,
+            failures: t.failures,
             retry_after: Some(Duration::from_secs(600)),
             ..Default::default()
         };
-        s.report(
-            Route::Sms,
-            &fail,
-            now,
-            Duration::from_millis(100),
-            Duration::from_secs(1),
-        );
+        s.report(Route::Sms, &fail, now, &t);
         s.park(Route::Sms, &message(1, "2026-11-26T10:00:00Z"));
         s.park(Route::Sms, &message(2, "2026-11-26T11:30:00Z"));
         s.park(Route::Sms, &message(3, "2026-11-26T11:59:00Z"));
