@@ -144,24 +144,16 @@ async fn run_jobs(
                 let mut postings = 0;
                 crate::ledger::retention::run(&l, &c, now);
                 for s in &c.shops {
-                    postings += l.mature_due(&s.id, now)?.postings;
                     let rules = s.rules.current();
-                    postings += l
-                        .expire_due(&s.id, &rules.policy, s.timezone, now)?
-                        .postings;
-                    if let Some(tiers) = &rules.tiers {
-                        postings += l.review_tiers(&s.id, tiers, s.timezone, now)?.postings;
-                    }
-                    postings += l
-                        .birthday_bonuses(
-                            &s.id,
-                            rules.bonuses.birthday,
-                            &rules.policy,
-                            s.timezone,
-                            now,
-                        )?
-                        .postings;
-                    postings += l.warn_expiring(&s.id, c.notify.expiry_warning_days, now)?;
+                    let jobs = crate::ledger::pass::MemberJobs {
+                        policy: &rules.policy,
+                        timezone: s.timezone,
+                        tiers: rules.tiers.as_ref(),
+                        birthday_points: rules.bonuses.birthday,
+                        warning_days: c.notify.expiry_warning_days,
+                    };
+                    let done = l.member_jobs(&s.id, &jobs, now)?;
+                    postings += done.postings + done.notices;
                 }
                 Ok(postings)
             })

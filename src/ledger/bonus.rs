@@ -217,40 +217,54 @@ impl Ledger {
         }
         let today = now.with_timezone(&timezone).date_naive();
         for record in self.records(shop) {
-            let m = record?.member;
-            let due = m.birthday.is_some_and(|b| is_birthday(b, today))
-                && m.birthday_bonus_year != Some(today.year());
-            if !due {
-                continue;
-            }
-            let id: MemberId = m.id.clone();
-            let given = self.transact(shop, |tx| {
-                let Some(mut member) = tx.member(&id)? else {
-                    return Ok(false);
-                };
-                let key = format!("birthday:{}:{}", member.id, today.year());
-                let given = grant_bonus(
-                    tx,
-                    &mut member,
-                    points,
-                    &key,
-                    "happy birthday",
-                    policy,
-                    timezone,
-                    now,
-                    now,
-                )?;
-                member.birthday_bonus_year = Some(today.year());
-                member.updated_at = now;
-                tx.save_member(&member)?;
-                Ok(given)
-            })?;
-            if given {
+            if self.birthday_record(shop, &record?.member, points, policy, timezone, today, now)? {
                 report.postings += 1;
                 report.points += Points(i64::from(points));
             }
         }
         Ok(report)
+    }
+
+    /// The birthday bonus for one member, as their record shows them: whether it was
+    /// given.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn birthday_record(
+        &self,
+        shop: &ShopId,
+        m: &Member,
+        points: u32,
+        policy: &LedgerPolicy,
+        timezone: Tz,
+        today: NaiveDate,
+        now: DateTime<Utc>,
+    ) -> Result<bool, LedgerError> {
+        let due = m.birthday.is_some_and(|b| is_birthday(b, today))
+            && m.birthday_bonus_year != Some(today.year());
+        if !due {
+            return Ok(false);
+        }
+        let id: &MemberId = &m.id;
+        self.transact(shop, |tx| {
+            let Some(mut member) = tx.member(id)? else {
+                return Ok(false);
+            };
+            let key = format!("birthday:{}:{}", member.id, today.year());
+            let given = grant_bonus(
+                tx,
+                &mut member,
+                points,
+                &key,
+                "happy birthday",
+                policy,
+                timezone,
+                now,
+                now,
+            )?;
+            member.birthday_bonus_year = Some(today.year());
+            member.updated_at = now;
+            tx.save_member(&member)?;
+            Ok(given)
+        })
     }
 }
 

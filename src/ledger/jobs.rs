@@ -10,7 +10,7 @@ use loyaltyd_adapter::ShopId;
 use super::journal::{Account, Entry, LotChange, Posting, PostingKind};
 use super::lots::Lot;
 use super::policy::{ExpiryPolicy, LedgerPolicy};
-use super::tx::{Tx, TxResult};
+use super::tx::{MemberRecord, Tx, TxResult};
 use super::{Ledger, LedgerError};
 use crate::member::{Member, MemberId};
 use crate::points::Points;
@@ -29,21 +29,28 @@ impl Ledger {
     pub fn mature_due(&self, shop: &ShopId, now: DateTime<Utc>) -> Result<JobReport, LedgerError> {
         let mut report = JobReport::default();
         for record in self.records(shop) {
-            let record = record?;
-            if !record
-                .lots
-                .iter()
-                .any(|l| l.pending_until.is_some_and(|t| t <= now))
-            {
-                continue;
-            }
-            let member = record.member.id;
-            if let Some(points) = self.transact(shop, |tx| mature_member(tx, &member, now))? {
-                report.postings += 1;
-                report.points += points;
-            }
+            report.add(self.mature_record(shop, &record?, now)?);
         }
         Ok(report)
+    }
+
+    /// Maturation for one member, as `record` shows them (a transaction only when
+    /// something is due).
+    pub(super) fn mature_record(
+        &self,
+        shop: &ShopId,
+        record: &MemberRecord,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Points>, LedgerError> {
+        if !record
+            .lots
+            .iter()
+            .any(|l| l.pending_until.is_some_and(|t| t <= now))
+        {
+            return Ok(None);
+        }
+        let member = &record.member.id;
+        self.transact(shop, |tx| mature_member(tx, member, now))
     }
 
     /// Expire every lot due by `now` under the shop's policy.
@@ -59,20 +66,36 @@ impl Ledger {
             return Ok(report);
         }
         for record in self.records(shop) {
-            let record = record?;
-            // Most members have nothing due: look before opening a transaction.
-            if expiring_lots(&record.member, &record.lots, policy, timezone, now).is_empty() {
-                continue;
-            }
-            let member = record.member.id;
-            if let Some(points) =
-                self.transact(shop, |tx| expire_member(tx, &member, policy, timezone, now))?
-            {
-                report.postings += 1;
-                report.points += points;
-            }
+            report.add(self.expire_record(shop, &record?, policy, timezone, now)?);
         }
         Ok(report)
+    }
+
+    /// Expiry for one member, as `record` shows them.
+    pub(super) fn expire_record(
+        &self,
+        shop: &ShopId,
+        record: &MemberRecord,
+        policy: &LedgerPolicy,
+        timezone: Tz,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Points>, LedgerError> {
+        // Most members have nothing due: look before opening a transaction.
+        if expiring_lots(&record.member, &record.lots, policy, timezone, now).is_empty() {
+            return Ok(None);
+        }
+        let member = &record.member.id;
+        self.transact(shop, |tx| expire_member(tx, member, policy, timezone, now))
+    }
+}
+
+impl JobReport {
+    /// Count one member's posting, if a job made one.
+    pub(super) fn add(&mut self, moved: Option<Points>) {
+        if let Some(points) = moved {
+            self.postings += 1;
+            self.points += points;
+        }
     }
 }
 
@@ -259,61 +282,71 @@ impl Ledger {
         let horizon = now + chrono::Duration::days(i64::from(days));
         let mut queued = 0;
         for record in self.records(shop) {
-            let record = record?;
-            let member = record.member.id;
-            // The earliest expiry inside the horizon, with every point lapsing then.
-            let mut due: Option<(DateTime<Utc>, Points)> = None;
-            for l in record
-                .lots
-                .iter()
-                .filter(|l| !l.is_pending() && l.remaining.0 > 0)
-            {
-                let Some(at) = l.expires_at.filter(|t| *t > now && *t <= horizon) else {
-                    continue;
-                };
-                due = match due {
-                    Some((t, p)) if t == at => Some((t, p + l.remaining)),
-                    Some((t, p)) if t < at => Some((t, p)),
-                    _ => Some((at, l.remaining)),
-                };
-            }
-            let Some((expires_at, points)) = due else {
-                continue;
-            };
-            let key = super::keys::api_idempotency(
-                shop,
-                &format!("expiry-warning:{member}:{}", expires_at.timestamp()),
-            );
-            let done = self.transact(shop, |tx| {
-                if tx.index.get(&key)?.is_some() {
-                    return Ok(false);
-                }
-                let Some(m) = tx.member(&member)? else {
-                    return Ok(false);
-                };
-                let available = tx.balance(&Account::MemberAvailable(member.clone()))?;
-                let msg = crate::notify::outbox::OutboxMessage {
-                    id: tx.outbox.generate_id()?,
-                    shop: shop.clone(),
-                    member: member.clone(),
-                    first_name: m.first_name.clone(),
-                    posting_id: 0,
-                    notice: crate::notify::outbox::Notice::ExpiringSoon {
-                        points,
-                        expires_at,
-                        available,
-                    },
-                    created_at: now,
-                    context: tx.message_context(&m)?,
-                };
-                crate::notify::outbox::enqueue(tx.outbox, &msg)?;
-                tx.index.insert(key.as_slice(), &[1u8][..])?;
-                Ok(true)
-            })?;
-            if done {
+            if self.warn_record(shop, &record?, horizon, now)? {
                 queued += 1;
             }
         }
         Ok(queued)
+    }
+
+    /// The "expiring soon" notice for one member, as `record` shows them: whether one
+    /// was queued.
+    pub(super) fn warn_record(
+        &self,
+        shop: &ShopId,
+        record: &MemberRecord,
+        horizon: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, LedgerError> {
+        let member = &record.member.id;
+        // The earliest expiry inside the horizon, with every point lapsing then.
+        let mut due: Option<(DateTime<Utc>, Points)> = None;
+        for l in record
+            .lots
+            .iter()
+            .filter(|l| !l.is_pending() && l.remaining.0 > 0)
+        {
+            let Some(at) = l.expires_at.filter(|t| *t > now && *t <= horizon) else {
+                continue;
+            };
+            due = match due {
+                Some((t, p)) if t == at => Some((t, p + l.remaining)),
+                Some((t, p)) if t < at => Some((t, p)),
+                _ => Some((at, l.remaining)),
+            };
+        }
+        let Some((expires_at, points)) = due else {
+            return Ok(false);
+        };
+        let key = super::keys::api_idempotency(
+            shop,
+            &format!("expiry-warning:{member}:{}", expires_at.timestamp()),
+        );
+        self.transact(shop, |tx| {
+            if tx.index.get(&key)?.is_some() {
+                return Ok(false);
+            }
+            let Some(m) = tx.member(member)? else {
+                return Ok(false);
+            };
+            let available = tx.balance(&Account::MemberAvailable(member.clone()))?;
+            let msg = crate::notify::outbox::OutboxMessage {
+                id: tx.outbox.generate_id()?,
+                shop: shop.clone(),
+                member: member.clone(),
+                first_name: m.first_name.clone(),
+                posting_id: 0,
+                notice: crate::notify::outbox::Notice::ExpiringSoon {
+                    points,
+                    expires_at,
+                    available,
+                },
+                created_at: now,
+                context: tx.message_context(&m)?,
+            };
+            crate::notify::outbox::enqueue(tx.outbox, &msg)?;
+            tx.index.insert(key.as_slice(), &[1u8][..])?;
+            Ok(true)
+        })
     }
 }

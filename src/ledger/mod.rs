@@ -25,6 +25,7 @@ pub mod journal;
 pub mod keys;
 pub mod lots;
 pub mod merge;
+pub mod pass;
 pub mod policy;
 pub mod replay;
 pub mod retention;

@@ -743,3 +743,100 @@ fn members_are_warned_once_before_their_points_expire() {
     assert_eq!(w.ledger.warn_expiring(&w.shop, 0, w.now).unwrap(), 0);
     w.assert_verified();
 }
+
+/// "Expiring soon" notices queued so far, as points.
+fn expiry_warnings(w: &World) -> Vec<i64> {
+    w.ledger
+        .db()
+        .open_tree(crate::notify::outbox::PENDING_TREE)
+        .unwrap()
+        .iter()
+        .values()
+        .filter_map(|v| {
+            match serde_json::from_slice::<crate::notify::outbox::OutboxMessage>(&v.unwrap())
+                .unwrap()
+                .notice
+            {
+                crate::notify::outbox::Notice::ExpiringSoon { points, .. } => Some(points.0),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn one_pass_over_the_members_does_what_the_jobs_did_one_after_the_other() {
+    use crate::ledger::pass::{MemberJobs, PassReport};
+    let policy = LedgerPolicy {
+        pending_days: 14,
+        expiry: crate::ledger::policy::ExpiryPolicy::Fixed { days: 30 },
+        ..allow()
+    };
+    // c1 earns on day 0, c2 on day 10, c3 on day 20.
+    let world = || {
+        let mut w = World::new(policy);
+        w.earn("e1", "o1", "c1", &[("a", "30")]);
+        w.now += Duration::days(10);
+        w.earn("e2", "o2", "c2", &[("a", "50")]);
+        w.now += Duration::days(10);
+        w.earn("e3", "o3", "c3", &[("a", "70")]);
+        w
+    };
+    let (mut apart, mut once) = (world(), world());
+    let jobs = MemberJobs {
+        policy: &policy,
+        timezone: once.tz,
+        tiers: None,
+        birthday_points: 0,
+        warning_days: 14,
+    };
+    // Day 40: c1's lot matured (day 14) and lapsed (day 30) without a pass between, so
+    // the pass must expire the lot its maturation has just made available; c2's matured
+    // and lapses on day 40; c3's matured on day 34 and lapses on day 50, inside the
+    // 14-day warning.
+    let mut day = 20;
+    for days in [20, 0, 30] {
+        day += days;
+        apart.now += Duration::days(days);
+        once.now += Duration::days(days);
+        let shop = apart.shop.clone();
+        let mut expect = PassReport {
+            postings: apart.ledger.mature_due(&shop, apart.now).unwrap().postings,
+            notices: 0,
+        };
+        expect.postings += apart
+            .ledger
+            .expire_due(&shop, &policy, apart.tz, apart.now)
+            .unwrap()
+            .postings;
+        expect.notices = apart.ledger.warn_expiring(&shop, 14, apart.now).unwrap();
+        let got = once.ledger.member_jobs(&shop, &jobs, once.now).unwrap();
+        assert_eq!(got, expect, "day {day}");
+        for c in ["c1", "c2", "c3"] {
+            assert_eq!(once.balances(c), apart.balances(c), "{c}");
+        }
+        assert_eq!(expiry_warnings(&once), expiry_warnings(&apart));
+        assert_eq!(
+            once.ledger.journal_len(&shop).unwrap(),
+            apart.ledger.journal_len(&shop).unwrap()
+        );
+    }
+    // What the first pass did, checked on its own: both matured and lapsed members are
+    // at zero, c3 was warned once (70 points) and has since lapsed too.
+    assert_eq!(
+        [
+            once.balances("c1"),
+            once.balances("c2"),
+            once.balances("c3")
+        ],
+        [(0, 0), (0, 0), (0, 0)]
+    );
+    assert_eq!(expiry_warnings(&once), vec![70]);
+    // Running the pass again changes nothing.
+    let again = once
+        .ledger
+        .member_jobs(&once.shop, &jobs, once.now)
+        .unwrap();
+    assert_eq!(again, PassReport::default());
+    once.assert_verified();
+}

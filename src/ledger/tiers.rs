@@ -68,33 +68,44 @@ impl Ledger {
         let today = now.with_timezone(&timezone).date_naive();
         let mut report = JobReport::default();
         for record in self.records(shop) {
-            let m = record?.member;
-            let target = tiers
-                .tier_for(tiers.qualifying(&m.tier_buckets, today))
-                .map(str::to_string);
-            if target == m.tier {
-                continue;
-            }
-            let id: MemberId = m.id.clone();
-            let changed = self.transact(shop, |tx| {
-                let Some(mut member) = tx.member(&id)? else {
-                    return Ok(false);
-                };
-                let target = tiers
-                    .tier_for(tiers.qualifying(&member.tier_buckets, today))
-                    .map(str::to_string);
-                if target == member.tier {
-                    return Ok(false);
-                }
-                change_tier(tx, &mut member, target, "tier review", now, now)?;
-                member.updated_at = now;
-                tx.save_member(&member)?;
-                Ok(true)
-            })?;
-            if changed {
+            if self.review_record(shop, &record?.member, tiers, today, now)? {
                 report.postings += 1;
             }
         }
         Ok(report)
+    }
+
+    /// The tier review for one member, as their record shows them: whether the tier
+    /// changed.
+    pub(super) fn review_record(
+        &self,
+        shop: &ShopId,
+        m: &Member,
+        tiers: &TierProgram,
+        today: chrono::NaiveDate,
+        now: DateTime<Utc>,
+    ) -> Result<bool, LedgerError> {
+        let target = tiers
+            .tier_for(tiers.qualifying(&m.tier_buckets, today))
+            .map(str::to_string);
+        if target == m.tier {
+            return Ok(false);
+        }
+        let id: &MemberId = &m.id;
+        self.transact(shop, |tx| {
+            let Some(mut member) = tx.member(id)? else {
+                return Ok(false);
+            };
+            let target = tiers
+                .tier_for(tiers.qualifying(&member.tier_buckets, today))
+                .map(str::to_string);
+            if target == member.tier {
+                return Ok(false);
+            }
+            change_tier(tx, &mut member, target, "tier review", now, now)?;
+            member.updated_at = now;
+            tx.save_member(&member)?;
+            Ok(true)
+        })
     }
 }
