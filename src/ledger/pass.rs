@@ -2,8 +2,8 @@
 //!
 //! Maturation, expiry, the tier review, the birthday bonus and the "expiring soon"
 //! notice each look at every member. Run one after the other, they read and decoded the
-//! whole member table up to five times a pass: at 400,000 members and a million sales,
-//! about 15 s of CPU a minute and the table pulled through sled's cache each time
+//! whole member table up to five times a pass: at 360,000 members and a million sales,
+//! about 11 s of CPU a minute and the table pulled through sled's cache each time
 //! (docs/hardening.md, "Restart and jobs with a million sales"). Here each record is read
 //! once and handed to each job in the same order as before; a job that changes the
 //! member makes the next one read the record again, so each sees what the one before
