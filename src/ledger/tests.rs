@@ -714,29 +714,11 @@ fn members_are_warned_once_before_their_points_expire() {
         ..allow()
     });
     w.earn("e1", "o1", "c1", &[("a", "40")]);
-    let warnings = |w: &World| {
-        w.ledger
-            .db()
-            .open_tree(crate::notify::outbox::PENDING_TREE)
-            .unwrap()
-            .iter()
-            .values()
-            .filter_map(|v| {
-                match serde_json::from_slice::<crate::notify::outbox::OutboxMessage>(&v.unwrap())
-                    .unwrap()
-                    .notice
-                {
-                    crate::notify::outbox::Notice::ExpiringSoon { points, .. } => Some(points.0),
-                    _ => None,
-                }
-            })
-            .collect::<Vec<_>>()
-    };
     // Too early: the expiry is more than 14 days away.
     assert_eq!(w.ledger.warn_expiring(&w.shop, 14, w.now).unwrap(), 0);
     w.now += Duration::days(20);
     assert_eq!(w.ledger.warn_expiring(&w.shop, 14, w.now).unwrap(), 1);
-    assert_eq!(warnings(&w), vec![40]);
+    assert_eq!(expiry_warnings(&w), vec![40]);
     // Once per expiry date.
     w.now += Duration::days(1);
     assert_eq!(w.ledger.warn_expiring(&w.shop, 14, w.now).unwrap(), 0);
