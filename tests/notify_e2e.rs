@@ -366,6 +366,37 @@ async fn quiet_hours_defer_messages_instead_of_dropping_them() {
         "{metrics}"
     );
     assert!(d.terminate().success());
+
+    // After a restart the count comes from the start-up scan plus what arrives since.
+    let d = setup.start();
+    assert_eq!(outbox_depth(&d, 1).await, (1, 1));
+    sale(&d, 2).await;
+    assert_eq!(outbox_depth(&d, 2).await, (2, 2));
+    assert!(twilio.requests().is_empty(), "still held");
+    assert!(d.terminate().success());
+}
+
+/// The outbox depth as `/readyz` and `/metrics` give it, once both say `want` or after
+/// 5 s (the count follows the outbox's subscription, a moment behind the commit).
+async fn outbox_depth(d: &Daemon, want: u64) -> (u64, u64) {
+    let mut last = (0, 0);
+    for _ in 0..50 {
+        let ready: serde_json::Value = reqwest::get(format!("{}/readyz", d.base))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let from_ready = ready["outbox"]["depth"].as_u64().unwrap_or(u64::MAX);
+        let from_metrics =
+            metric(&metrics_text(d).await, "loyaltyd_outbox_depth").map_or(u64::MAX, |v| v as u64);
+        last = (from_ready, from_metrics);
+        if last == (want, want) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    last
 }
 
 #[tokio::test(flavor = "multi_thread")]

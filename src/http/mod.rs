@@ -153,7 +153,8 @@ async fn metrics(
             let (depth, oldest) = state.delivery.depth(chrono::Utc::now());
             state.metrics.outbox(depth, oldest);
             for shop in &state.config.shops {
-                if let Ok(balances) = state.ledger.all_balances(&shop.id) {
+                // Program accounts only: one read, not a walk of the members.
+                if let Ok(balances) = state.ledger.program_balances(&shop.id) {
                     for (key, points) in balances {
                         if let Some(account) = key.strip_prefix("program/") {
                             // Program accounts hold the other side: issued is negative.

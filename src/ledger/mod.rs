@@ -642,9 +642,18 @@ impl Ledger {
             .collect())
     }
 
+    /// The program's accounts (`program/issued`, `program/redeemed`, …) and their
+    /// balances: one read, however many members the shop has.
+    pub fn program_balances(
+        &self,
+        shop: &ShopId,
+    ) -> Result<std::collections::BTreeMap<String, Points>, LedgerError> {
+        Ok(self.shop_state(shop)?.balances)
+    }
+
     /// Every stored non-zero balance of a shop, by account key.
     pub fn all_balances(&self, shop: &ShopId) -> Result<Vec<(String, Points)>, LedgerError> {
-        let mut out: Vec<(String, Points)> = self.shop_state(shop)?.balances.into_iter().collect();
+        let mut out: Vec<(String, Points)> = self.program_balances(shop)?.into_iter().collect();
         for r in self.all_records(shop)? {
             out.push((
                 Account::MemberAvailable(r.member.id.clone()).key(),

@@ -197,6 +197,8 @@ pub struct DeliveryStore {
     pub(crate) seen: sled::Tree,
     /// Unix seconds of the worker's last pass (0: none yet), for `/readyz`.
     heartbeat: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    /// The outbox's ids, kept by the worker's subscription, for `depth`.
+    pub(crate) waiting: std::sync::Arc<super::waiting::Waiting>,
 }
 
 /// What to record for one message after an attempt.
@@ -220,6 +222,7 @@ impl DeliveryStore {
             suppressed: db.open_tree(SUPPRESSED_TREE)?,
             seen: db.open_tree(SEEN_TREE)?,
             heartbeat: Default::default(),
+            waiting: Default::default(),
         })
     }
 
@@ -401,7 +404,8 @@ impl DeliveryStore {
         }
     }
 
-    /// Messages waiting and the age of the oldest.
+    /// Messages waiting and the age of the oldest. O(1) while the worker runs (it keeps
+    /// the count); else one walk of the outbox.
     pub fn depth(&self, now: DateTime<Utc>) -> (usize, Option<chrono::Duration>) {
         let oldest = self
             .pending
@@ -410,7 +414,8 @@ impl DeliveryStore {
             .flatten()
             .and_then(|(_, v)| serde_json::from_slice::<OutboxMessage>(&v).ok())
             .map(|m| now - m.created_at);
-        (self.pending.len(), oldest)
+        let n = self.waiting.count().unwrap_or_else(|| self.pending.len());
+        (n, oldest)
     }
 }
 

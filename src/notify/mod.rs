@@ -2,6 +2,7 @@
 //!
 //! - [`outbox`]: messages written in the ledger's transaction (nothing lost on a crash).
 //! - [`delivery`]: per-channel delivery state, dead letters, opted-out phones.
+//!   [`waiting`]: the outbox's size, kept from its subscription.
 //! - [`worker`]: due messages → consent, quiet hours, coalescing → templates →
 //!   providers, with retries, backoff and a rate limit.
 //! - [`templates`] + [`segments`]: minijinja templates per event kind and channel, SMS
@@ -16,6 +17,7 @@ pub mod render;
 pub mod segments;
 pub mod setup;
 pub mod templates;
+pub mod waiting;
 pub mod worker;
 
 use std::future::Future;

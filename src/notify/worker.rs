@@ -174,9 +174,15 @@ const FALLBACK_SWEEP: Duration = Duration::from_secs(1);
 pub async fn run(notifier: Arc<Notifier>, wakeup: Wakeup, mut stop: watch::Receiver<bool>) {
     // Subscribe before the start-up scan, so a message committed in between is seen by
     // one or the other (both is harmless).
-    let fresh = schedule::watch(&notifier.store.pending, wakeup.clone());
+    let fresh = schedule::watch(&notifier.store, wakeup.clone());
     let mut sched = Schedule::new(fresh);
-    sweep(&notifier.store, &mut sched).await;
+    // Nothing has left the outbox since the subscription started (this worker is the
+    // only remover), so the scan plus the events from then on are exactly the outbox.
+    if let Some(ids) = sweep(&notifier.store, &mut sched).await {
+        if sched.watching() {
+            notifier.store.waiting.seed(ids);
+        }
+    }
     let mut last_sweep = std::time::Instant::now();
     loop {
         notifier.pass(&mut sched, Utc::now()).await;
@@ -217,16 +223,21 @@ pub async fn run(notifier: Arc<Notifier>, wakeup: Wakeup, mut stop: watch::Recei
 
 /// Add every outbox message the schedule does not track yet (start-up, shutdown, and
 /// the fallback when the subscription is not running). Reads the whole outbox, off the
-/// async threads.
-async fn sweep(store: &DeliveryStore, sched: &mut Schedule) {
+/// async threads. Returns the ids found if every key was read.
+async fn sweep(store: &DeliveryStore, sched: &mut Schedule) -> Option<Vec<u64>> {
     let store = store.clone();
     match tokio::task::spawn_blocking(move || schedule::scan(&store)).await {
-        Ok(found) => {
-            for (id, due) in found {
+        Ok(scan) => {
+            let ids = scan.found.iter().map(|(id, _)| *id).collect();
+            for (id, due) in scan.found {
                 sched.add_missing(id, due);
             }
+            scan.complete.then_some(ids)
         }
-        Err(e) => tracing::error!(error = %e, "could not scan the outbox"),
+        Err(e) => {
+            tracing::error!(error = %e, "could not scan the outbox");
+            None
+        }
     }
 }
 
@@ -1211,7 +1222,7 @@ mod tests {
             .pending
             .insert(1u64.to_be_bytes(), serde_json::to_vec(&msg).unwrap())
             .unwrap();
-        let mut sched = Schedule::new(schedule::watch(&notifier.store.pending, Wakeup::default()));
+        let mut sched = Schedule::new(schedule::watch(&notifier.store, Wakeup::default()));
         sweep(&notifier.store, &mut sched).await;
 
         notifier.pass(&mut sched, Utc::now()).await;

@@ -79,28 +79,39 @@ impl Fresh {
     }
 }
 
-/// Subscribe to inserts into the outbox tree and pass their ids to the worker.
+/// Subscribe to the outbox tree: pass the ids of inserts to the worker, and keep the
+/// store's set of waiting ids (its `depth`) up to date with inserts and removals.
 ///
 /// sled blocks a writer when a subscriber's 1024-event buffer is full, so the events are
 /// drained by a thread of its own that does nothing else (never by an async task, which
 /// could wait behind the very writers it blocks).
-pub(super) fn watch(pending: &sled::Tree, wakeup: Wakeup) -> Arc<Fresh> {
+pub(super) fn watch(store: &DeliveryStore, wakeup: Wakeup) -> Arc<Fresh> {
     let fresh = Arc::new(Fresh::default());
-    let subscriber = pending.watch_prefix(Vec::<u8>::new());
+    let subscriber = store.pending.watch_prefix(Vec::<u8>::new());
     let feed = fresh.clone();
+    let waiting = store.waiting.clone();
     feed.alive.store(true, Ordering::Relaxed);
     let spawned = std::thread::Builder::new()
         .name("outbox-watch".into())
         .spawn(move || {
             for event in subscriber {
-                if let sled::Event::Insert { key, .. } = event {
-                    if let Some(id) = id_of(&key) {
-                        feed.lock().push((id, Utc::now().timestamp_millis()));
-                        wakeup.wake();
+                match event {
+                    sled::Event::Insert { key, .. } => {
+                        if let Some(id) = id_of(&key) {
+                            waiting.inserted(id);
+                            feed.lock().push((id, Utc::now().timestamp_millis()));
+                            wakeup.wake();
+                        }
+                    }
+                    sled::Event::Remove { key } => {
+                        if let Some(id) = id_of(&key) {
+                            waiting.removed(id);
+                        }
                     }
                 }
             }
             // The database is closing.
+            waiting.stop();
             feed.alive.store(false, Ordering::Relaxed);
         });
     if let Err(e) = spawned {
@@ -114,11 +125,17 @@ pub(super) fn watch(pending: &sled::Tree, wakeup: Wakeup) -> Arc<Fresh> {
 /// (`i64::MIN`, due at once, when it has no state yet). One pass over the outbox keys and
 /// a point read of each state: done at start-up, at shutdown and in the fallback sweeps,
 /// never per wake-up.
-pub(super) fn scan(store: &DeliveryStore) -> Vec<(u64, i64)> {
+///
+/// `complete` is false when a key could not be read or was not a message id: the scan
+/// then cannot seed the outbox count.
+pub(super) fn scan(store: &DeliveryStore) -> Scan {
     let mut out = Vec::new();
+    let mut complete = true;
     for key in store.pending.iter().keys() {
-        let Ok(key) = key else { continue };
-        let Some(id) = id_of(&key) else { continue };
+        let Some(id) = key.ok().and_then(|k| id_of(&k)) else {
+            complete = false;
+            continue;
+        };
         let due = match store.state(id) {
             Ok(Some(s)) => s
                 .channels
@@ -134,7 +151,16 @@ pub(super) fn scan(store: &DeliveryStore) -> Vec<(u64, i64)> {
         };
         out.push((id, due));
     }
-    out
+    Scan {
+        found: out,
+        complete,
+    }
+}
+
+/// What [`scan`] found: each message with when it is due.
+pub(super) struct Scan {
+    pub found: Vec<(u64, i64)>,
+    pub complete: bool,
 }
 
 /// What a channel's breaker lets through now.
@@ -484,6 +510,45 @@ impl Schedule {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_outbox_count_follows_the_subscription_from_the_start_up_scan_on() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let store = DeliveryStore::open(&db).unwrap();
+        let put = |id: u64| store.pending.insert(id.to_be_bytes(), &b"m"[..]).unwrap();
+        put(1);
+        put(2);
+        assert_eq!(
+            store.depth(Utc::now()).0,
+            2,
+            "no worker yet: the tree is counted"
+        );
+
+        let fresh = watch(&store, Wakeup::default());
+        put(3); // between subscribing and scanning: seen twice, counted once
+        let scan = scan(&store);
+        assert!(scan.complete);
+        store.waiting.seed(scan.found.iter().map(|(id, _)| *id));
+        put(4);
+        put(2); // written again while pending (a dead-letter retry)
+        store.pending.remove(1u64.to_be_bytes()).unwrap();
+        store.pending.remove(9u64.to_be_bytes()).unwrap(); // never there
+
+        // The subscription thread applies the events in order; wait for it.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while fresh.lock().len() < 3 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let counted = loop {
+            let n = store.waiting.count();
+            if n == Some(3) || std::time::Instant::now() >= deadline {
+                break n;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        assert_eq!(counted, Some(3), "kept from the events, not counted");
+        assert_eq!(store.depth(Utc::now()).0, store.pending.len());
+    }
 
     fn schedule() -> Schedule {
         Schedule::new(Arc::new(Fresh::default()))
