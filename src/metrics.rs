@@ -58,6 +58,16 @@ pub struct FailureLabels {
     pub code: String,
 }
 
+/// Labels of a reconciliation after an ambiguous send.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReconcileLabels {
+    /// Provider name.
+    pub provider: String,
+    /// `found` (not sent again), `not_found` (sent), `error` (asked again later, or sent
+    /// when the question is refused).
+    pub result: String,
+}
+
 /// Labels of a provider.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ProviderLabels {
@@ -73,6 +83,7 @@ pub struct Metrics {
     outbox_oldest: prometheus_client::metrics::gauge::Gauge,
     points: Family<PointsLabels, prometheus_client::metrics::gauge::Gauge>,
     provider_failures: Family<FailureLabels, Counter>,
+    reconciled: Family<ReconcileLabels, Counter>,
     storage_bytes: prometheus_client::metrics::gauge::Gauge,
     rules_reloads: Family<ReloadLabels, Counter>,
     registry: Registry,
@@ -176,6 +187,12 @@ impl Default for Metrics {
             "Failed provider sends by provider and error code (retried or dead-lettered)",
             provider_failures.clone(),
         );
+        let reconciled = Family::<ReconcileLabels, Counter>::default();
+        registry.register(
+            "notify_reconciled",
+            "Checks with the provider, before sending again, whether an attempt without a clear answer (timeout, 500) had gone out",
+            reconciled.clone(),
+        );
         let notify_passes = Counter::default();
         registry.register(
             "notify_passes",
@@ -221,6 +238,7 @@ impl Default for Metrics {
             notify_parked,
             notify_circuit,
             provider_failures,
+            reconciled,
             points,
             storage_bytes,
             notifications,
@@ -293,6 +311,16 @@ impl Metrics {
             .get_or_create(&FailureLabels {
                 provider: provider.to_string(),
                 code: code.to_string(),
+            })
+            .inc();
+    }
+
+    /// Count a check for an earlier send.
+    pub fn reconciled(&self, provider: &str, result: &str) {
+        self.reconciled
+            .get_or_create(&ReconcileLabels {
+                provider: provider.to_string(),
+                result: result.to_string(),
             })
             .inc();
     }

@@ -161,6 +161,96 @@ async fn three_503s_then_success_deliver_the_message_once_on_the_fourth_attempt(
     assert!(d.terminate().success());
 }
 
+/// Twilio requests time out after 1 s.
+fn sms_timeout_of_one_second(setup: &Setup) {
+    let path = setup.config_path();
+    let text = std::fs::read_to_string(&path).unwrap().replacen(
+        "rate_per_sec = 200",
+        "rate_per_sec = 200\ntimeout_secs = 1",
+        1,
+    );
+    std::fs::write(&path, text).unwrap();
+}
+
+/// The `result` count of `loyaltyd_notify_reconciled_total` for Twilio, once it is at
+/// least `want` or after 20 s.
+async fn reconciled(d: &Daemon, result: &str, want: f64) -> f64 {
+    let series =
+        format!("loyaltyd_notify_reconciled_total{{provider=\"twilio\",result=\"{result}\"}}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let n = metric(&metrics_text(d).await, &series).unwrap_or(0.0);
+        if n >= want || std::time::Instant::now() >= deadline {
+            return n;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_text_twilio_took_after_the_daemon_timed_out_is_not_sent_again() {
+    let twilio = FakeTwilio::start(SID, TOKEN).await;
+    let setup = setup(&twilio, None, "");
+    no_rewards(&setup);
+    sms_timeout_of_one_second(&setup);
+    let d = setup.start();
+    customer(&d, "wh-c", &ada_with_sms_consent()).await;
+    // Twilio takes the text, but answers after the daemon gave up.
+    twilio.script(vec![Reply::Slow(Duration::from_millis(1500))]);
+    sale(&d, 1).await;
+
+    assert_eq!(reconciled(&d, "found", 1.0).await, 1.0);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let requests = twilio.requests();
+    let posts: Vec<_> = requests.iter().filter(|r| r.method == "POST").collect();
+    assert_eq!(posts.len(), 1, "one text, not two: {requests:#?}");
+    assert_eq!(posts[0].status, 201);
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.method == "GET" && r.status == 200),
+        "{requests:#?}"
+    );
+    let m = metrics_text(&d).await;
+    assert_eq!(
+        metric(
+            &m,
+            "loyaltyd_notifications_total{channel=\"sms\",provider=\"twilio\",outcome=\"sent\"}"
+        ),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(metric(&m, "loyaltyd_outbox_depth"), Some(0.0));
+    assert!(d.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_500_that_twilio_did_not_act_on_is_checked_then_sent_once() {
+    let twilio = FakeTwilio::start(SID, TOKEN).await;
+    let setup = setup(&twilio, None, "");
+    no_rewards(&setup);
+    sms_timeout_of_one_second(&setup);
+    let d = setup.start();
+    customer(&d, "wh-c", &ada_with_sms_consent()).await;
+    twilio.script(vec![Reply::Status(500)]);
+    sale(&d, 1).await;
+
+    assert_eq!(reconciled(&d, "not_found", 1.0).await, 1.0);
+    twilio.wait_for(3, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let calls: Vec<(String, u16)> = twilio
+        .requests()
+        .into_iter()
+        .map(|r| (r.method, r.status))
+        .collect();
+    let expected = [("POST", 500), ("GET", 200), ("POST", 201)]
+        .map(|(m, s)| (m.to_string(), s))
+        .to_vec();
+    assert_eq!(calls, expected);
+    assert_eq!(reconciled(&d, "found", 0.0).await, 0.0);
+    assert!(d.terminate().success());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn messages_queued_when_the_daemon_is_killed_are_each_delivered_once_after_restart() {
     let twilio = FakeTwilio::start(SID, TOKEN).await;

@@ -282,6 +282,30 @@ async fn twilio_requests_conform_to_twilios_openapi_spec() {
     let sid = accepted.provider_id.expect("sid from the 201 answer");
     assert!(sid.starts_with("SM") && sid.len() == 34, "{sid}");
 
+    // The message list read after an ambiguous send (To, From, PageSize). Prism checks
+    // the request first (a violation is a 422, as below); this one passes, and Prism then
+    // refuses its own example answer: the spec's example page has relative `*_page_uri`
+    // values under `format: uri`, which `--errors` reports as a 500 on the *response*.
+    let since = chrono::Utc::now() - chrono::Duration::days(1);
+    let err = client(twilio_config(&prism))
+        .find_sent(&sms(), since)
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(500), "{err}");
+    assert!(
+        err.to_string().contains(r#""location":["response""#),
+        "only the example answer may be faulted: {err}"
+    );
+    // And Prism does check the list: an account SID off the pattern is refused.
+    let err = client(TwilioConfig {
+        account_sid: "AC123".into(),
+        ..twilio_config(&prism)
+    })
+    .find_sent(&sms(), since)
+    .await
+    .unwrap_err();
+    assert_eq!(err.status(), Some(422), "{err}");
+
     // Positive: through a Messaging Service instead of a sender number.
     let cfg = TwilioConfig {
         from: None,

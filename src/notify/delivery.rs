@@ -72,6 +72,11 @@ pub enum ChannelStatus {
         /// Why the last attempt failed, or why it is held (quiet hours).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         last_error: Option<String>,
+        /// Since when an attempt may have reached the provider without an answer saying
+        /// so (a timeout, a 500): before sending again, the worker asks the provider
+        /// whether it took the message after all.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ambiguous_since: Option<DateTime<Utc>>,
     },
     /// Accepted by the provider.
     Sent {
@@ -340,6 +345,7 @@ impl DeliveryStore {
                         attempts: 0,
                         next_at: now,
                         last_error: Some("retried by staff".into()),
+                        ambiguous_since: None,
                     },
                 );
                 let encoded = serde_json::to_vec(&st).map_err(|e| {

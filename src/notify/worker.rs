@@ -247,6 +247,8 @@ struct Job {
     lead: OutboxMessage,
     others: Vec<OutboxMessage>,
     attempts: u32,
+    /// The earliest ambiguous attempt among the messages (see `ChannelStatus::Pending`).
+    ambiguous_since: Option<DateTime<Utc>>,
 }
 
 /// What a job ended as.
@@ -261,6 +263,8 @@ enum JobResult {
         retry_after: Option<Duration>,
         /// The provider's code, else the HTTP status, else `network`.
         code: String,
+        /// The provider may have taken the message (`SendError::Retryable::ambiguous`).
+        ambiguous: bool,
     },
     Dead {
         provider: &'static str,
@@ -275,6 +279,10 @@ enum JobResult {
 
 /// Messages due together: one member, one channel.
 type GroupKey = (ShopId, MemberId, Route);
+
+/// A due message of a group: id, attempts so far, and since when an attempt may have
+/// gone out unconfirmed.
+type Due = (u64, u32, Option<DateTime<Utc>>);
 
 /// What the provider of each channel did so far in a pass, shared by its sends.
 #[derive(Default)]
@@ -435,8 +443,9 @@ impl Notifier {
         // same pass do not overwrite each other.
         let mut seen: BTreeMap<u64, (OutboxMessage, DeliveryState)> = BTreeMap::new();
         let mut changed: BTreeSet<u64> = BTreeSet::new();
-        // Due (message, attempts) grouped by member and channel, in id order.
-        let mut groups: BTreeMap<GroupKey, Vec<(u64, u32)>> = BTreeMap::new();
+        // Due (message, attempts, ambiguous since) grouped by member and channel, in id
+        // order.
+        let mut groups: BTreeMap<GroupKey, Vec<Due>> = BTreeMap::new();
         // Channels whose breaker has been open past the message's max age.
         let mut expired: Vec<(u64, Route, u32)> = Vec::new();
         let mut probing: BTreeSet<Route> = BTreeSet::new();
@@ -459,6 +468,7 @@ impl Notifier {
                             attempts: 0,
                             next_at: msg.created_at,
                             last_error: None,
+                            ambiguous_since: None,
                         },
                     );
                 }
@@ -476,7 +486,10 @@ impl Notifier {
             let too_old = now - msg.created_at > chrono_dur(self.policy.max_age);
             for (route, status) in state.channels.clone() {
                 let ChannelStatus::Pending {
-                    attempts, next_at, ..
+                    attempts,
+                    next_at,
+                    ambiguous_since,
+                    ..
                 } = status
                 else {
                     continue;
@@ -502,6 +515,7 @@ impl Notifier {
                             attempts,
                             next_at: until,
                             last_error: Some("quiet hours".into()),
+                            ambiguous_since,
                         },
                     );
                     changed.insert(id);
@@ -529,7 +543,10 @@ impl Notifier {
                     }
                     continue;
                 }
-                groups.entry(key).or_default().push((id, attempts));
+                groups
+                    .entry(key)
+                    .or_default()
+                    .push((id, attempts, ambiguous_since));
             }
             seen.insert(id, (msg, state));
         }
@@ -539,7 +556,7 @@ impl Notifier {
                     continue;
                 }
                 for hid in sched.held_for(shop, member) {
-                    if msgs.iter().any(|(id, _)| *id == hid) {
+                    if msgs.iter().any(|(id, _, _)| *id == hid) {
                         continue;
                     }
                     if let std::collections::btree_map::Entry::Vacant(slot) = seen.entry(hid) {
@@ -564,12 +581,12 @@ impl Notifier {
                             && window_open
                     };
                     if s.channels.get(route).is_some_and(joinable) {
-                        msgs.push((hid, 0));
+                        msgs.push((hid, 0, None));
                     } else if !s.channels.values().any(joinable) {
                         sched.unhold(shop, member, hid);
                     }
                 }
-                msgs.sort_by_key(|(id, _)| *id);
+                msgs.sort_by_key(|(id, _, _)| *id);
             }
         }
         // Holds and first states are kept before sending, so a long pass loses neither.
@@ -593,18 +610,22 @@ impl Notifier {
             .flat_map(|((_, _, route), mut msgs)| {
                 if coalesce.is_zero() || route == Route::Console {
                     msgs.into_iter()
-                        .filter_map(|(id, attempts)| {
+                        .filter_map(|(id, attempts, ambiguous_since)| {
                             Some(Job {
                                 route,
                                 lead: message(&id)?,
                                 others: Vec::new(),
                                 attempts,
+                                ambiguous_since,
                             })
                         })
                         .collect::<Vec<_>>()
                 } else {
+                    // Any of them may have gone out in an ambiguous attempt: look back
+                    // to the earliest.
+                    let ambiguous_since = msgs.iter().filter_map(|(_, _, a)| *a).min();
                     // The latest message speaks for all: it has the newest balance.
-                    let Some((lead, attempts)) = msgs.pop() else {
+                    let Some((lead, attempts, _)) = msgs.pop() else {
                         return Vec::new();
                     };
                     let Some(lead) = message(&lead) else {
@@ -613,8 +634,9 @@ impl Notifier {
                     vec![Job {
                         route,
                         lead,
-                        others: msgs.iter().filter_map(|(id, _)| message(id)).collect(),
+                        others: msgs.iter().filter_map(|(id, _, _)| message(id)).collect(),
                         attempts,
+                        ambiguous_since,
                     }]
                 }
             })
@@ -652,7 +674,14 @@ impl Notifier {
                 continue;
             }
             let ids: Vec<u64> = ids.collect();
-            if self.settle(job, result, done, &mut seen, &mut touched, &mut reports) {
+            if self.settle(
+                job,
+                result,
+                (now, done),
+                &mut seen,
+                &mut touched,
+                &mut reports,
+            ) {
                 failed.extend(ids.into_iter().map(|id| (id, route)));
             }
         }
@@ -714,6 +743,7 @@ impl Notifier {
             if let Some(ChannelStatus::Pending {
                 attempts,
                 last_error,
+                ambiguous_since,
                 ..
             }) = s.channels.get(&route).cloned()
             {
@@ -723,6 +753,7 @@ impl Notifier {
                         attempts,
                         next_at: done,
                         last_error,
+                        ambiguous_since,
                     },
                 );
                 sched.park(route, m);
@@ -769,12 +800,13 @@ impl Notifier {
 
     /// Write a job's result into the messages' channels (`seen`), note the messages to
     /// record (`touched`, with any dead letters) and what the provider did (`reports`).
+    /// `(started, now)`: when the pass began (before any of its sends) and ended.
     /// Returns whether the messages wait for another attempt.
     fn settle(
         &self,
         job: Job,
         result: JobResult,
-        now: DateTime<Utc>,
+        (started, now): (DateTime<Utc>, DateTime<Utc>),
         seen: &mut BTreeMap<u64, (OutboxMessage, DeliveryState)>,
         touched: &mut BTreeMap<u64, Vec<DeadLetter>>,
         reports: &mut BTreeMap<Route, ChannelReport>,
@@ -783,6 +815,7 @@ impl Notifier {
         let attempts = job.attempts + 1;
         let lead_id = job.lead.id;
         let mut retry_at = None;
+        let mut ambiguous_since = job.ambiguous_since;
         let (lead_status, dead, others_status) = match result {
             // Filtered out before; nothing happened to these messages.
             JobResult::Deferred => return false,
@@ -821,7 +854,13 @@ impl Notifier {
                 error,
                 retry_after,
                 code,
+                ambiguous,
             } => {
+                // Kept until a send is known to have gone out: the earliest attempt
+                // that may have reached the provider is where the next one looks from.
+                if ambiguous {
+                    ambiguous_since = Some(job.ambiguous_since.unwrap_or(started));
+                }
                 if provider_code(&code) {
                     let r = reports.entry(route).or_default();
                     r.failures += 1;
@@ -846,13 +885,19 @@ impl Notifier {
                 } else {
                     self.metrics
                         .notification(route.name(), self.provider_name(route), "retry");
-                    let at = now + chrono_dur(self.policy.backoff(job.attempts, retry_after));
+                    let mut at = now + chrono_dur(self.policy.backoff(job.attempts, retry_after));
+                    if let (true, Route::Sms, Some((p, _))) = (ambiguous, route, &self.sms) {
+                        // The request may still be in the provider's hands: ask whether it
+                        // went out only once it would have answered.
+                        at = at.max(now + chrono_dur(p.timeout()));
+                    }
                     retry_at = Some(at);
                     (
                         ChannelStatus::Pending {
                             attempts,
                             next_at: at,
                             last_error: Some(error),
+                            ambiguous_since,
                         },
                         None,
                         None,
@@ -921,6 +966,7 @@ impl Notifier {
                             attempts,
                             next_at: at,
                             last_error: None,
+                            ambiguous_since,
                         },
                     );
                 }
@@ -951,6 +997,7 @@ impl Notifier {
                         error: e.to_string(),
                         retry_after: None,
                         code: "console".into(),
+                        ambiguous: false,
                     },
                 },
                 None => JobResult::Skipped("console sink off".into()),
@@ -983,7 +1030,10 @@ impl Notifier {
         );
         let reference = format!("{}-{}", msg.shop, msg.id);
         match job.route {
-            Route::Sms => self.send_sms(msg, &contact, kind, &ctx, reference).await,
+            Route::Sms => {
+                self.send_sms(msg, &contact, kind, &ctx, reference, job.ambiguous_since)
+                    .await
+            }
             Route::Email => self.send_email(msg, &contact, kind, &ctx, reference).await,
             Route::Console => JobResult::Skipped("console".into()),
         }
@@ -996,6 +1046,7 @@ impl Notifier {
         kind: super::templates::EventKind,
         ctx: &super::templates::TemplateContext,
         reference: String,
+        ambiguous_since: Option<DateTime<Utc>>,
     ) -> JobResult {
         let Some((provider, limit)) = &self.sms else {
             return JobResult::Skipped("no SMS provider".into());
@@ -1014,6 +1065,7 @@ impl Notifier {
                     error: e.to_string(),
                     retry_after: None,
                     code: "storage".into(),
+                    ambiguous: false,
                 }
             }
         }
@@ -1021,15 +1073,42 @@ impl Notifier {
             Ok(r) => r,
             Err(e) => return template_dead(provider.name(), e.to_string()),
         };
+        let sms = SmsMessage {
+            to: phone,
+            body: rendered.body,
+            reference,
+        };
+        if let Some(since) = ambiguous_since {
+            // An earlier attempt may have gone out: ask before sending again (a second
+            // text costs the shop and annoys the member).
+            limit.until_ready().await;
+            match provider.find_sent(&sms, since).await {
+                Ok(Some(id)) => {
+                    tracing::info!(provider = provider.name(), reference = %sms.reference, "an earlier attempt had gone out; not sending again");
+                    self.metrics.reconciled(provider.name(), "found");
+                    return JobResult::Sent {
+                        provider: provider.name(),
+                        provider_id: Some(id),
+                    };
+                }
+                Ok(None) => self.metrics.reconciled(provider.name(), "not_found"),
+                // Cannot tell now: try the question again later rather than risk a
+                // second text.
+                Err(e @ SendError::Retryable { .. }) => {
+                    self.metrics.reconciled(provider.name(), "error");
+                    return outcome(provider.name(), Err(e));
+                }
+                // The question itself is refused (e.g. an API key without read access):
+                // asking again will not help, so send and accept the risk.
+                Err(e) => {
+                    self.metrics.reconciled(provider.name(), "error");
+                    tracing::warn!(provider = provider.name(), reference = %sms.reference, error = %e, "cannot check for an earlier send; sending again");
+                }
+            }
+        }
         limit.until_ready().await;
         let started = std::time::Instant::now();
-        let r = provider
-            .send(&SmsMessage {
-                to: phone,
-                body: rendered.body,
-                reference,
-            })
-            .await;
+        let r = provider.send(&sms).await;
         self.metrics
             .provider_latency(provider.name(), started.elapsed());
         outcome(provider.name(), r)
@@ -1096,12 +1175,14 @@ fn outcome(provider: &'static str, r: Result<super::providers::Accepted, SendErr
             retry_after,
             status,
             code,
+            ambiguous,
         }) => JobResult::Retry {
             error: reason,
             retry_after,
             code: code
                 .or(status.map(|s| s.to_string()))
                 .unwrap_or_else(|| "network".into()),
+            ambiguous,
         },
         Err(SendError::Permanent {
             reason,
@@ -1309,6 +1390,7 @@ mod tests {
             code: "http_503".into(),
             error: String::new(),
             retry_after: None,
+            ambiguous: false,
         };
         pause.saw(Route::Sms, &fail());
         assert!(!pause.paused(Route::Sms));

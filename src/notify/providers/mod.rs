@@ -104,6 +104,10 @@ pub enum SendError {
         code: Option<String>,
         /// How long the provider asked us to wait.
         retry_after: Option<Duration>,
+        /// The provider may have taken the message all the same (no answer after the
+        /// request went out, or a 500): a retry may send it twice unless it first checks
+        /// (Twilio: [`SmsProvider::find_sent`]).
+        ambiguous: bool,
     },
     /// Never retry (4xx other than 408/429, bad recipient, bad credentials, SMTP 5xx...).
     #[error("permanent: {reason}")]
@@ -179,10 +183,29 @@ impl SmsProvider {
         }
     }
 
+    /// The id of a message with this recipient and body that the provider took since
+    /// `since`, if any: after an ambiguous attempt, whether it went out after all.
+    pub async fn find_sent(
+        &self,
+        m: &SmsMessage,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<String>, SendError> {
+        match self {
+            SmsProvider::Twilio(c) => c.find_sent(m, since).await,
+        }
+    }
+
     /// Short name for logs and metrics.
     pub fn name(&self) -> &'static str {
         match self {
             SmsProvider::Twilio(_) => "twilio",
+        }
+    }
+
+    /// How long one request may take.
+    pub fn timeout(&self) -> Duration {
+        match self {
+            SmsProvider::Twilio(c) => c.timeout(),
         }
     }
 }
@@ -235,6 +258,9 @@ fn http_error(
             status: Some(status),
             code,
             retry_after,
+            // 502/503/504 come from gateways that did not pass the request on; a 500 is
+            // the provider failing while it handled it.
+            ambiguous: status == 500,
         }
     } else {
         SendError::Permanent {
@@ -268,6 +294,8 @@ fn transport_error(provider: &str, timeout: Duration, e: reqwest::Error) -> Send
         status: None,
         code: None,
         retry_after: None,
+        // Only a failure to connect proves the provider never saw the request.
+        ambiguous: !e.is_connect(),
     }
 }
 
@@ -353,6 +381,37 @@ mod tests {
         }
         for s in [400, 401, 403, 404, 405, 413, 422] {
             assert!(!retryable_status(s), "{s}");
+        }
+    }
+
+    #[test]
+    fn only_a_500_of_the_retryable_statuses_may_have_been_processed() {
+        let ambiguous = |s| match http_error(s, String::new(), None, None) {
+            SendError::Retryable { ambiguous, .. } => ambiguous,
+            SendError::Permanent { .. } => panic!("{s} is retryable"),
+        };
+        assert!(ambiguous(500));
+        for s in [408, 429, 502, 503, 504] {
+            assert!(!ambiguous(s), "{s}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_not_ambiguous() {
+        // A port nothing listens on: bind one, note it, close it.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let e = reqwest::Client::new()
+            .get(format!("http://127.0.0.1:{port}/"))
+            .send()
+            .await
+            .unwrap_err();
+        match transport_error("twilio", Duration::from_secs(1), e) {
+            SendError::Retryable { ambiguous, .. } => assert!(!ambiguous),
+            other => panic!("{other:?}"),
         }
     }
 }

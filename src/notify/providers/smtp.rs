@@ -191,6 +191,8 @@ fn classify(e: &lettre::transport::smtp::Error, to: &str) -> SendError {
             status: None,
             code,
             retry_after: None,
+            // SMTP has no reconciliation; e-mail is retried at least once.
+            ambiguous: false,
         }
     }
 }

@@ -85,18 +85,103 @@ impl TwilioClient {
         TwilioClient { cfg, http }
     }
 
+    /// How long one request may take (`notify.sms.timeout_secs`).
+    pub fn timeout(&self) -> Duration {
+        self.cfg.timeout
+    }
+
+    /// HTTP Basic credentials: the API key when one is configured, else the account.
+    fn credentials(&self) -> Result<(&str, &str), SendError> {
+        let cfg = &self.cfg;
+        match (&cfg.api_key_sid, &cfg.api_key_secret) {
+            (Some(key), Some(secret)) => Ok((key, secret)),
+            (None, _) => Ok((&cfg.account_sid, &cfg.auth_token)),
+            (Some(_), None) => Err(SendError::config(
+                "twilio: api_key_sid is set but api_key_secret is not",
+            )),
+        }
+    }
+
+    fn messages_url(&self) -> String {
+        format!(
+            "{}/2010-04-01/Accounts/{}/Messages.json",
+            base(&self.cfg.base_url),
+            self.cfg.account_sid
+        )
+    }
+
+    /// The `sid` of a message to `m.to` with `m.body` that Twilio created since `since`
+    /// (a minute of clock skew allowed) and did not fail or cancel: reconciliation after
+    /// an ambiguous send (`GET …/Messages.json?To=…&From=…`, newest first, one page of
+    /// 50). Queued messages count: they have no `date_sent` yet, so the list is not
+    /// filtered by it.
+    ///
+    /// ```no_run
+    /// # async fn f(c: loyaltyd::notify::providers::TwilioClient,
+    /// #            m: loyaltyd::notify::providers::SmsMessage) {
+    /// let since = chrono::Utc::now() - chrono::Duration::minutes(5);
+    /// if let Ok(Some(sid)) = c.find_sent(&m, since).await {
+    ///     println!("already sent as {sid}");
+    /// }
+    /// # }
+    /// ```
+    pub async fn find_sent(
+        &self,
+        m: &SmsMessage,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<String>, SendError> {
+        let cfg = &self.cfg;
+        let (user, pass) = self.credentials()?;
+        let mut query: Vec<(&str, &str)> = vec![("To", &m.to), ("PageSize", "50")];
+        if let (None, Some(from)) = (&cfg.messaging_service_sid, &cfg.from) {
+            query.push(("From", from));
+        }
+        let resp = self
+            .http
+            .get(self.messages_url())
+            .basic_auth(user, Some(pass))
+            .query(&query)
+            .timeout(cfg.timeout)
+            .send()
+            .await
+            .map_err(|e| transport_error("twilio", cfg.timeout, e))?;
+        let status = resp.status().as_u16();
+        let wait = retry_after::from_headers(resp.headers(), SystemTime::now());
+        let body = resp.bytes().await.unwrap_or_default();
+        if !(200..300).contains(&status) {
+            return Err(classify(status, &body, wait, &m.to));
+        }
+        let list: Value = serde_json::from_slice(&body).map_err(|e| SendError::Retryable {
+            reason: format!("twilio: message list is not JSON: {e}"),
+            status: Some(status),
+            code: None,
+            retry_after: None,
+            ambiguous: false,
+        })?;
+        let earliest = since - chrono::Duration::minutes(1);
+        let found = list
+            .get("messages")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .find(|msg| {
+                let text = |k: &str| msg.get(k).and_then(Value::as_str);
+                let created = text("date_created")
+                    .and_then(|d| chrono::DateTime::parse_from_rfc2822(d).ok())
+                    .is_some_and(|d| d >= earliest);
+                created
+                    && text("body") == Some(m.body.as_str())
+                    && !matches!(text("status"), Some("failed" | "canceled"))
+            })
+            .and_then(|msg| msg.get("sid").and_then(Value::as_str).map(str::to_string));
+        tracing::debug!(provider = "twilio", to = %redact(&m.to), reference = %m.reference, found = found.is_some(), "looked for an earlier send");
+        Ok(found)
+    }
+
     /// Hand one SMS to Twilio; `Accepted::provider_id` is the message `sid`.
     pub async fn send(&self, m: &SmsMessage) -> Result<Accepted, SendError> {
         let cfg = &self.cfg;
-        let (user, pass) = match (&cfg.api_key_sid, &cfg.api_key_secret) {
-            (Some(key), Some(secret)) => (key, secret),
-            (None, _) => (&cfg.account_sid, &cfg.auth_token),
-            (Some(_), None) => {
-                return Err(SendError::config(
-                    "twilio: api_key_sid is set but api_key_secret is not",
-                ))
-            }
-        };
+        let (user, pass) = self.credentials()?;
         let mut form: Vec<(&str, &str)> = vec![("To", &m.to), ("Body", &m.body)];
         match (&cfg.messaging_service_sid, &cfg.from) {
             (Some(service), _) => form.push(("MessagingServiceSid", service)),
@@ -107,15 +192,9 @@ impl TwilioClient {
                 ))
             }
         }
-        let url = format!(
-            "{}/2010-04-01/Accounts/{}/Messages.json",
-            base(&cfg.base_url),
-            cfg.account_sid
-        );
-
         let resp = self
             .http
-            .post(url)
+            .post(self.messages_url())
             .basic_auth(user, Some(pass))
             .form(&form)
             .timeout(cfg.timeout)
@@ -179,6 +258,8 @@ fn classify(status: u16, body: &[u8], wait: Option<Duration>, to: &str) -> SendE
             status: Some(status),
             code,
             retry_after: wait,
+            // Refused before processing.
+            ambiguous: false,
         },
         // No code, or one without a rule: the HTTP status decides (as Twilio's SDKs do).
         _ => http_error(status, reason, code, wait),
@@ -384,12 +465,84 @@ mod tests {
             SendError::Retryable {
                 status: None,
                 code: None,
+                ambiguous: true,
                 ..
             }
         ));
         // The fake finishes the request anyway: the ambiguity the reason warns about.
         let seen = fake.wait_for(1, Duration::from_secs(5)).await;
         assert_eq!(seen[0].status, 201);
+    }
+
+    #[tokio::test]
+    async fn a_text_twilio_took_after_the_client_gave_up_is_found_in_its_message_list() {
+        let fake = FakeTwilio::start(SID, TOKEN).await;
+        fake.script(vec![Reply::Slow(Duration::from_millis(500))]);
+        let c = client(TwilioConfig {
+            timeout: Duration::from_millis(200),
+            ..config(&fake)
+        });
+        let since = chrono::Utc::now();
+        assert!(c.send(&sms(TO)).await.is_err());
+        let seen = fake.wait_for(1, Duration::from_secs(5)).await;
+        assert_eq!(seen[0].status, 201);
+
+        let c = client(config(&fake));
+        let found = c.find_sent(&sms(TO), since).await.unwrap();
+        let sid = found.expect("the accepted text is listed");
+        assert!(sid.starts_with("SM") && sid.len() == 34, "{sid}");
+        let list = fake.requests().into_iter().last().unwrap();
+        assert_eq!(list.method, "GET");
+        assert_eq!(
+            list.path,
+            format!("/2010-04-01/Accounts/{SID}/Messages.json")
+        );
+        assert_eq!(
+            list.header("authorization"),
+            Some(basic(SID, TOKEN).as_str())
+        );
+        assert_eq!(fake.stats().accepted, 1, "a list is not a send");
+    }
+
+    #[tokio::test]
+    async fn only_the_same_body_to_the_same_number_since_the_attempt_counts_as_sent() {
+        let fake = FakeTwilio::start(SID, TOKEN).await;
+        let c = client(config(&fake));
+        c.send(&sms(TO)).await.unwrap();
+        let since = chrono::Utc::now();
+        let other_body = SmsMessage {
+            body: "You have 1,261 points".into(),
+            ..sms(TO)
+        };
+        assert_eq!(c.find_sent(&other_body, since).await.unwrap(), None);
+        assert_eq!(
+            c.find_sent(&sms("+15145550199"), since).await.unwrap(),
+            None
+        );
+        // Created well before the attempt began: an older text with the same words.
+        let later = since + chrono::Duration::minutes(5);
+        assert_eq!(c.find_sent(&sms(TO), later).await.unwrap(), None);
+        assert!(c.find_sent(&sms(TO), since).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_failed_list_is_an_error_not_a_message_that_was_never_sent() {
+        let fake = FakeTwilio::start(SID, TOKEN).await;
+        fake.script(vec![Reply::Status(503)]);
+        let err = client(config(&fake))
+            .find_sent(&sms(TO), chrono::Utc::now())
+            .await
+            .unwrap_err();
+        assert!(err.is_retryable(), "{err}");
+        let err = client(TwilioConfig {
+            auth_token: "wrong".into(),
+            ..config(&fake)
+        })
+        .find_sent(&sms(TO), chrono::Utc::now())
+        .await
+        .unwrap_err();
+        assert_eq!(err.status(), Some(401));
+        assert!(!err.is_retryable());
     }
 
     #[tokio::test]

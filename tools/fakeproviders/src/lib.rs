@@ -225,4 +225,8 @@ pub struct Stats {
     pub recipients: u64,
     /// Accepted requests beyond the first for their recipient.
     pub repeats: u64,
+    /// Reads (`GET`, e.g. Twilio's message list), counted in `requests` and `by_status`
+    /// but never as accepted.
+    #[serde(default)]
+    pub lookups: u64,
 }

@@ -43,9 +43,19 @@ pub(crate) struct Incoming {
     pub kind: BodyKind,
     pub form: Vec<(String, String)>,
     pub json: Option<serde_json::Value>,
+    /// The query string's parameters.
+    pub query: Vec<(String, String)>,
 }
 
 impl Incoming {
+    /// The first query parameter with this name.
+    pub fn query(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
     /// The first form field with this name, if the body was a form.
     pub fn field(&self, name: &str) -> Option<&str> {
         self.form
@@ -151,9 +161,13 @@ struct Counts {
 }
 
 impl Counts {
-    fn count(&mut self, status: u16, recipient: Option<String>) {
+    fn count(&mut self, status: u16, recipient: Option<String>, send: bool) {
         self.stats.requests += 1;
         *self.stats.by_status.entry(status).or_default() += 1;
+        if !send {
+            self.stats.lookups += 1;
+            return;
+        }
         if (200..300).contains(&status) {
             self.stats.accepted += 1;
             if let Some(r) = recipient {
@@ -392,7 +406,9 @@ fn record<P: Provider>(shared: &Shared<P>, incoming: Incoming, at: Instant, stat
     } else {
         None
     };
-    lock(&shared.counts).count(status, recipient);
+    // Reads (Twilio's message list) are not sends.
+    let send = incoming.method != Method::GET;
+    lock(&shared.counts).count(status, recipient, send);
     if shared.recording.load(Ordering::Relaxed) {
         let received = Received {
             method: incoming.method.to_string(),
@@ -440,6 +456,9 @@ async fn parse(method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Inc
         kind: BodyKind::Other,
         form: Vec::new(),
         json: None,
+        query: axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&uri)
+            .map(|q| q.0)
+            .unwrap_or_default(),
     };
     // Rebuild a request so axum's own extractors do the decoding.
     let rebuild = || {

@@ -21,6 +21,8 @@ struct Twilio {
     auth_token: String,
     api_keys: Mutex<Vec<(String, String)>>,
     unsubscribed: Mutex<HashSet<String>>,
+    /// Every message accepted, oldest first, as its resource (for the list endpoint).
+    accepted: Mutex<Vec<serde_json::Value>>,
 }
 
 impl FakeTwilio {
@@ -45,6 +47,7 @@ impl FakeTwilio {
             auth_token: auth_token.to_string(),
             api_keys: Mutex::new(Vec::new()),
             unsubscribed: Mutex::new(HashSet::new()),
+            accepted: Mutex::new(Vec::new()),
         };
         Ok(FakeTwilio {
             server: Server::start(addr, provider).await?,
@@ -141,6 +144,42 @@ fn segments(body: &str) -> usize {
 }
 
 impl Twilio {
+    /// `GET …/Messages.json`: the accepted messages, newest first, filtered by `To` and
+    /// `From` (exact match) and cut to `PageSize` (default 50, at most 1000).
+    fn list(&self, req: &Incoming) -> Answer {
+        let page_size = req
+            .query("PageSize")
+            .and_then(|p| p.parse::<usize>().ok())
+            .unwrap_or(50)
+            .clamp(1, 1000);
+        let matches = |m: &serde_json::Value, key: &str, field: &str| {
+            req.query(key)
+                .is_none_or(|want| m.get(field).and_then(|v| v.as_str()) == Some(want))
+        };
+        let messages: Vec<serde_json::Value> = lock(&self.accepted)
+            .iter()
+            .rev()
+            .filter(|m| matches(m, "To", "to") && matches(m, "From", "from"))
+            .take(page_size)
+            .cloned()
+            .collect();
+        let uri = format!("/2010-04-01/Accounts/{}/Messages.json", self.account_sid);
+        Answer::json(
+            200,
+            json!({
+                "end": messages.len().saturating_sub(1),
+                "first_page_uri": format!("{uri}?PageSize={page_size}&Page=0"),
+                "messages": messages,
+                "next_page_uri": null,
+                "page": 0,
+                "page_size": page_size,
+                "previous_page_uri": null,
+                "start": 0,
+                "uri": format!("{uri}?PageSize={page_size}&Page=0"),
+            }),
+        )
+    }
+
     fn authenticated(&self, req: &Incoming) -> bool {
         let Some((user, pass)) = req.basic_auth() else {
             return false;
@@ -173,6 +212,9 @@ impl Provider for Twilio {
         if account != self.account_sid {
             // Valid credentials, but for another account.
             return error(401, 20003, "Authenticate");
+        }
+        if req.method == Method::GET {
+            return self.list(req);
         }
         if req.method != Method::POST {
             return error(405, 20004, "Method not allowed");
@@ -235,9 +277,7 @@ impl Provider for Twilio {
             Some(_) if from.is_none() => ("accepted", None, "0".to_string()),
             _ => ("queued", from, segments(body).to_string()),
         };
-        Answer::json(
-            201,
-            json!({
+        let resource = json!({
                 "account_sid": self.account_sid,
                 "api_version": "2010-04-01",
                 "body": body,
@@ -258,8 +298,9 @@ impl Provider for Twilio {
                 "subresource_uris": { "media": uri.replace(".json", "/Media.json") },
                 "to": to,
                 "uri": uri,
-            }),
-        )
+        });
+        lock(&self.accepted).push(resource.clone());
+        Answer::json(201, resource)
     }
 
     fn scripted(&self, reply: &Reply) -> Option<Answer> {

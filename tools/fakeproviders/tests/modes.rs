@@ -131,6 +131,7 @@ async fn stats_count_statuses_recipients_and_repeats_with_recording_off() {
         accepted: 3,
         recipients: 2,
         repeats: 1,
+        lookups: 0,
     };
     assert_eq!(fake.stats(), want);
     let over_http: Stats = reqwest::get(format!("{}/__stats", fake.base_url()))
