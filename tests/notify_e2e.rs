@@ -225,6 +225,34 @@ async fn a_text_twilio_took_after_the_daemon_timed_out_is_not_sent_again() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_text_in_flight_when_the_daemon_is_killed_is_not_sent_again_after_restart() {
+    let twilio = FakeTwilio::start(SID, TOKEN).await;
+    let setup = setup(&twilio, None, "");
+    no_rewards(&setup);
+    let d = setup.start();
+    customer(&d, "wh-c", &ada_with_sms_consent()).await;
+    // Twilio holds the request 3 s, then takes the text: the daemon is killed meanwhile.
+    twilio.script(vec![Reply::Slow(Duration::from_millis(3000))]);
+    sale(&d, 1).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(twilio.requests().is_empty(), "still in Twilio's hands");
+    drop(d); // SIGKILL
+    let got = twilio.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(got[0].status, 201, "Twilio took it after the daemon died");
+
+    let d = setup.start();
+    assert_eq!(reconciled(&d, "found", 1.0).await, 1.0);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let posts = twilio
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST")
+        .count();
+    assert_eq!(posts, 1, "one text, not two");
+    assert!(d.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_500_that_twilio_did_not_act_on_is_checked_then_sent_once() {
     let twilio = FakeTwilio::start(SID, TOKEN).await;
     let setup = setup(&twilio, None, "");

@@ -589,21 +589,6 @@ impl Notifier {
                 msgs.sort_by_key(|(id, _, _)| *id);
             }
         }
-        // Holds and first states are kept before sending, so a long pass loses neither.
-        if !changed.is_empty() {
-            let held: Vec<Outcome> = changed
-                .iter()
-                .filter_map(|id| seen.get(id))
-                .map(|(m, s)| Outcome {
-                    message: m.clone(),
-                    state: s.clone(),
-                    dead: Vec::new(),
-                })
-                .collect();
-            if let Err(e) = self.store.record(&held, now) {
-                tracing::error!(error = %e, "could not record delivery state");
-            }
-        }
         let message = |id: &u64| seen.get(id).map(|(m, _)| m.clone());
         let jobs: Vec<Job> = groups
             .into_iter()
@@ -641,6 +626,49 @@ impl Notifier {
                 }
             })
             .collect();
+        // A text is marked as possibly out before it is sent: if the daemon dies before
+        // it records Twilio's answer, the next attempt asks Twilio first instead of
+        // texting twice. The mark is on disk before the first send.
+        let mut marked = false;
+        if self.sms.is_some() {
+            for job in jobs.iter().filter(|j| j.route == Route::Sms) {
+                let since = job.ambiguous_since.unwrap_or(now);
+                for id in std::iter::once(job.lead.id).chain(job.others.iter().map(|m| m.id)) {
+                    if let Some(ChannelStatus::Pending {
+                        ambiguous_since, ..
+                    }) = seen
+                        .get_mut(&id)
+                        .and_then(|(_, s)| s.channels.get_mut(&Route::Sms))
+                    {
+                        if ambiguous_since.is_none() {
+                            *ambiguous_since = Some(since);
+                            changed.insert(id);
+                            marked = true;
+                        }
+                    }
+                }
+            }
+        }
+        // Holds, first states and the marks are kept before sending, so a long pass or a
+        // crash loses none of them.
+        if !changed.is_empty() {
+            let held: Vec<Outcome> = changed
+                .iter()
+                .filter_map(|id| seen.get(id))
+                .map(|(m, s)| Outcome {
+                    message: m.clone(),
+                    state: s.clone(),
+                    dead: Vec::new(),
+                })
+                .collect();
+            if let Err(e) = self.store.record(&held, now) {
+                tracing::error!(error = %e, "could not record delivery state");
+            } else if marked {
+                if let Err(e) = self.directory.durable().await {
+                    tracing::error!(error = %e, "could not flush the marks of texts about to be sent");
+                }
+            }
+        }
         let pause = PassPause::new(self.policy.breaker_failures);
         let results: Vec<(Job, JobResult)> = stream::iter(jobs)
             .map(|job| {
@@ -817,8 +845,23 @@ impl Notifier {
         let mut retry_at = None;
         let mut ambiguous_since = job.ambiguous_since;
         let (lead_status, dead, others_status) = match result {
-            // Filtered out before; nothing happened to these messages.
-            JobResult::Deferred => return false,
+            // Not tried: take back the mark set before sending.
+            JobResult::Deferred => {
+                if route == Route::Sms {
+                    for id in std::iter::once(lead_id).chain(job.others.iter().map(|m| m.id)) {
+                        if let Some(ChannelStatus::Pending {
+                            ambiguous_since, ..
+                        }) = seen
+                            .get_mut(&id)
+                            .and_then(|(_, s)| s.channels.get_mut(&route))
+                        {
+                            *ambiguous_since = job.ambiguous_since;
+                            touched.entry(id).or_default();
+                        }
+                    }
+                }
+                return false;
+            }
             JobResult::Sent {
                 provider,
                 provider_id,
