@@ -172,6 +172,19 @@ fn sms_timeout_of_one_second(setup: &Setup) {
     std::fs::write(&path, text).unwrap();
 }
 
+/// A daemon texting Ada (SMS consent given) through `twilio`, one text per sale, with
+/// Twilio requests timing out after 1 s when `one_second` (else the default 10 s).
+async fn texting_ada(twilio: &FakeTwilio, one_second: bool) -> (Setup, Daemon) {
+    let setup = setup(twilio, None, "");
+    no_rewards(&setup);
+    if one_second {
+        sms_timeout_of_one_second(&setup);
+    }
+    let d = setup.start();
+    customer(&d, "wh-c", &ada_with_sms_consent()).await;
+    (setup, d)
+}
+
 /// The `result` count of `loyaltyd_notify_reconciled_total` for Twilio, once it is at
 /// least `want` or after 20 s.
 async fn reconciled(d: &Daemon, result: &str, want: f64) -> f64 {
@@ -190,11 +203,7 @@ async fn reconciled(d: &Daemon, result: &str, want: f64) -> f64 {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_text_twilio_took_after_the_daemon_timed_out_is_not_sent_again() {
     let twilio = FakeTwilio::start(SID, TOKEN).await;
-    let setup = setup(&twilio, None, "");
-    no_rewards(&setup);
-    sms_timeout_of_one_second(&setup);
-    let d = setup.start();
-    customer(&d, "wh-c", &ada_with_sms_consent()).await;
+    let (_setup, d) = texting_ada(&twilio, true).await;
     // Twilio takes the text, but answers after the daemon gave up.
     twilio.script(vec![Reply::Slow(Duration::from_millis(1500))]);
     sale(&d, 1).await;
@@ -227,10 +236,7 @@ async fn a_text_twilio_took_after_the_daemon_timed_out_is_not_sent_again() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_text_in_flight_when_the_daemon_is_killed_is_not_sent_again_after_restart() {
     let twilio = FakeTwilio::start(SID, TOKEN).await;
-    let setup = setup(&twilio, None, "");
-    no_rewards(&setup);
-    let d = setup.start();
-    customer(&d, "wh-c", &ada_with_sms_consent()).await;
+    let (setup, d) = texting_ada(&twilio, false).await;
     // Twilio holds the request 3 s, then takes the text: the daemon is killed meanwhile.
     twilio.script(vec![Reply::Slow(Duration::from_millis(3000))]);
     sale(&d, 1).await;
@@ -255,11 +261,7 @@ async fn a_text_in_flight_when_the_daemon_is_killed_is_not_sent_again_after_rest
 #[tokio::test(flavor = "multi_thread")]
 async fn a_500_that_twilio_did_not_act_on_is_checked_then_sent_once() {
     let twilio = FakeTwilio::start(SID, TOKEN).await;
-    let setup = setup(&twilio, None, "");
-    no_rewards(&setup);
-    sms_timeout_of_one_second(&setup);
-    let d = setup.start();
-    customer(&d, "wh-c", &ada_with_sms_consent()).await;
+    let (_setup, d) = texting_ada(&twilio, true).await;
     twilio.script(vec![Reply::Status(500)]);
     sale(&d, 1).await;
 

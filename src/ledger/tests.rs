@@ -648,8 +648,8 @@ fn a_sale_scored_on_a_stale_member_snapshot_is_refused_and_posts_nothing() {
     assert_eq!(w.balances("c1"), (10, 0));
 }
 
-/// The reward notices in the outbox, as (reward id, available) in queue order.
-fn unlock_notices(w: &World) -> Vec<(String, i64)> {
+/// Every notice queued in the outbox, in queue order.
+fn queued_notices(w: &World) -> Vec<crate::notify::outbox::Notice> {
     w.ledger
         .db()
         .open_tree(crate::notify::outbox::PENDING_TREE)
@@ -657,9 +657,18 @@ fn unlock_notices(w: &World) -> Vec<(String, i64)> {
         .iter()
         .values()
         .map(|v| {
-            serde_json::from_slice::<crate::notify::outbox::OutboxMessage>(&v.unwrap()).unwrap()
+            serde_json::from_slice::<crate::notify::outbox::OutboxMessage>(&v.unwrap())
+                .unwrap()
+                .notice
         })
-        .filter_map(|m| match m.notice {
+        .collect()
+}
+
+/// The reward notices in the outbox, as (reward id, available) in queue order.
+fn unlock_notices(w: &World) -> Vec<(String, i64)> {
+    queued_notices(w)
+        .into_iter()
+        .filter_map(|n| match n {
             crate::notify::outbox::Notice::RewardUnlocked {
                 reward, available, ..
             } => Some((reward, available.0)),
@@ -728,20 +737,11 @@ fn members_are_warned_once_before_their_points_expire() {
 
 /// "Expiring soon" notices queued so far, as points.
 fn expiry_warnings(w: &World) -> Vec<i64> {
-    w.ledger
-        .db()
-        .open_tree(crate::notify::outbox::PENDING_TREE)
-        .unwrap()
-        .iter()
-        .values()
-        .filter_map(|v| {
-            match serde_json::from_slice::<crate::notify::outbox::OutboxMessage>(&v.unwrap())
-                .unwrap()
-                .notice
-            {
-                crate::notify::outbox::Notice::ExpiringSoon { points, .. } => Some(points.0),
-                _ => None,
-            }
+    queued_notices(w)
+        .into_iter()
+        .filter_map(|n| match n {
+            crate::notify::outbox::Notice::ExpiringSoon { points, .. } => Some(points.0),
+            _ => None,
         })
         .collect()
 }

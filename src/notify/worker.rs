@@ -251,6 +251,13 @@ struct Job {
     ambiguous_since: Option<DateTime<Utc>>,
 }
 
+impl Job {
+    /// The lead message's id, then the others'.
+    fn ids(&self) -> impl Iterator<Item = u64> + '_ {
+        std::iter::once(self.lead.id).chain(self.others.iter().map(|m| m.id))
+    }
+}
+
 /// What a job ended as.
 enum JobResult {
     Sent {
@@ -633,18 +640,11 @@ impl Notifier {
         if self.sms.is_some() {
             for job in jobs.iter().filter(|j| j.route == Route::Sms) {
                 let since = job.ambiguous_since.unwrap_or(now);
-                for id in std::iter::once(job.lead.id).chain(job.others.iter().map(|m| m.id)) {
-                    if let Some(ChannelStatus::Pending {
-                        ambiguous_since, ..
-                    }) = seen
-                        .get_mut(&id)
-                        .and_then(|(_, s)| s.channels.get_mut(&Route::Sms))
-                    {
-                        if ambiguous_since.is_none() {
-                            *ambiguous_since = Some(since);
-                            changed.insert(id);
-                            marked = true;
-                        }
+                for id in job.ids() {
+                    if let Some(mark @ None) = ambiguous_mark(&mut seen, id, Route::Sms) {
+                        *mark = Some(since);
+                        changed.insert(id);
+                        marked = true;
                     }
                 }
             }
@@ -696,7 +696,7 @@ impl Notifier {
         let mut deferred: Vec<(u64, Route)> = Vec::new();
         for (job, result) in results {
             let route = job.route;
-            let ids = std::iter::once(job.lead.id).chain(job.others.iter().map(|m| m.id));
+            let ids = job.ids();
             if matches!(result, JobResult::Deferred) {
                 deferred.extend(ids.map(|id| (id, route)));
                 continue;
@@ -848,14 +848,9 @@ impl Notifier {
             // Not tried: take back the mark set before sending.
             JobResult::Deferred => {
                 if route == Route::Sms {
-                    for id in std::iter::once(lead_id).chain(job.others.iter().map(|m| m.id)) {
-                        if let Some(ChannelStatus::Pending {
-                            ambiguous_since, ..
-                        }) = seen
-                            .get_mut(&id)
-                            .and_then(|(_, s)| s.channels.get_mut(&route))
-                        {
-                            *ambiguous_since = job.ambiguous_since;
+                    for id in job.ids() {
+                        if let Some(mark) = ambiguous_mark(seen, id, route) {
+                            *mark = job.ambiguous_since;
                             touched.entry(id).or_default();
                         }
                     }
@@ -1193,6 +1188,20 @@ impl Notifier {
         self.metrics
             .provider_latency(provider.name(), started.elapsed());
         outcome(provider.name(), r)
+    }
+}
+
+/// The `ambiguous_since` of message `id`'s channel `route`, if it is pending.
+fn ambiguous_mark(
+    seen: &mut BTreeMap<u64, (OutboxMessage, DeliveryState)>,
+    id: u64,
+    route: Route,
+) -> Option<&mut Option<DateTime<Utc>>> {
+    match seen.get_mut(&id)?.1.channels.get_mut(&route)? {
+        ChannelStatus::Pending {
+            ambiguous_since, ..
+        } => Some(ambiguous_since),
+        _ => None,
     }
 }
 

@@ -110,6 +110,24 @@ impl TwilioClient {
         )
     }
 
+    /// Send `req` with the credentials and the timeout; the answer's status, the wait it
+    /// asks for, and its body (one that cannot be read counts as empty: the status
+    /// decides).
+    async fn call(&self, req: reqwest::RequestBuilder) -> Result<Answer, SendError> {
+        let (user, pass) = self.credentials()?;
+        let timeout = self.cfg.timeout;
+        let resp = req
+            .basic_auth(user, Some(pass))
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(|e| transport_error("twilio", timeout, e))?;
+        let status = resp.status().as_u16();
+        let wait = retry_after::from_headers(resp.headers(), SystemTime::now());
+        let body = resp.bytes().await.unwrap_or_default();
+        Ok(Answer { status, wait, body })
+    }
+
     /// The `sid` of a message to `m.to` with `m.body` that Twilio created since `since`
     /// (a minute of clock skew allowed) and did not fail or cancel: reconciliation after
     /// an ambiguous send (`GET …/Messages.json?To=…&From=…`, newest first, one page of
@@ -131,23 +149,13 @@ impl TwilioClient {
         since: chrono::DateTime<chrono::Utc>,
     ) -> Result<Option<String>, SendError> {
         let cfg = &self.cfg;
-        let (user, pass) = self.credentials()?;
         let mut query: Vec<(&str, &str)> = vec![("To", &m.to), ("PageSize", "50")];
         if let (None, Some(from)) = (&cfg.messaging_service_sid, &cfg.from) {
             query.push(("From", from));
         }
-        let resp = self
-            .http
-            .get(self.messages_url())
-            .basic_auth(user, Some(pass))
-            .query(&query)
-            .timeout(cfg.timeout)
-            .send()
-            .await
-            .map_err(|e| transport_error("twilio", cfg.timeout, e))?;
-        let status = resp.status().as_u16();
-        let wait = retry_after::from_headers(resp.headers(), SystemTime::now());
-        let body = resp.bytes().await.unwrap_or_default();
+        let Answer { status, wait, body } = self
+            .call(self.http.get(self.messages_url()).query(&query))
+            .await?;
         if !(200..300).contains(&status) {
             return Err(classify(status, &body, wait, &m.to));
         }
@@ -181,7 +189,6 @@ impl TwilioClient {
     /// Hand one SMS to Twilio; `Accepted::provider_id` is the message `sid`.
     pub async fn send(&self, m: &SmsMessage) -> Result<Accepted, SendError> {
         let cfg = &self.cfg;
-        let (user, pass) = self.credentials()?;
         let mut form: Vec<(&str, &str)> = vec![("To", &m.to), ("Body", &m.body)];
         match (&cfg.messaging_service_sid, &cfg.from) {
             (Some(service), _) => form.push(("MessagingServiceSid", service)),
@@ -192,23 +199,12 @@ impl TwilioClient {
                 ))
             }
         }
-        let resp = self
-            .http
-            .post(self.messages_url())
-            .basic_auth(user, Some(pass))
-            .form(&form)
-            .timeout(cfg.timeout)
-            .send()
+        let Answer { status, wait, body } = self
+            .call(self.http.post(self.messages_url()).form(&form))
             .await
-            .map_err(|e| {
-                let err = transport_error("twilio", cfg.timeout, e);
+            .inspect_err(|err| {
                 tracing::warn!(provider = "twilio", to = %redact(&m.to), reference = %m.reference, error = %err, "sms not sent");
-                err
             })?;
-        let status = resp.status().as_u16();
-        let wait = retry_after::from_headers(resp.headers(), SystemTime::now());
-        // A body that cannot be read is treated as empty: the status decides.
-        let body = resp.bytes().await.unwrap_or_default();
 
         if (200..300).contains(&status) {
             let sid = serde_json::from_slice::<Value>(&body)
@@ -226,6 +222,13 @@ impl TwilioClient {
         tracing::warn!(provider = "twilio", to = %redact(&m.to), reference = %m.reference, status, error = %err, "sms not sent");
         Err(err)
     }
+}
+
+/// What Twilio answered.
+struct Answer {
+    status: u16,
+    wait: Option<Duration>,
+    body: bytes::Bytes,
 }
 
 /// Map a Twilio error answer to a [`SendError`]: the Twilio `code` first, else the status.
